@@ -1,0 +1,1 @@
+"""Prefect flows: thin orchestration over rmcore; tasks pass paths and small summaries."""

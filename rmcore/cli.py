@@ -1,0 +1,184 @@
+"""The `rmcore` command line: thin subcommands over the library's functions.
+
+rmcore ingest data/raw --lake data/lake
+rmcore build-pairs --lake data/lake
+rmcore data-report --lake data/lake
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rmcore.config import Config, ConfigError, load_config
+from rmcore.data.containers import UnreadableFile
+from rmcore.data.formats import FORMAT_NAMES
+from rmcore.data.ingest import ingest
+from rmcore.data.lake import Lake
+from rmcore.data.pairs import build_pairs
+from rmcore.data.report import write_report
+
+LARGE_INPUT_BYTES = 32 << 20
+
+
+class CommandError(Exception):
+    """A failure reported as one line, with exit status 1."""
+
+
+def _progress(enabled: bool) -> Callable[[str, int, int], None] | None:
+    """A per-file byte progress bar on stderr for large inputs, when stderr is a terminal."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(path: str, done: int, size: int) -> None:
+        if size < LARGE_INPUT_BYTES:
+            return
+        bar = bars.get(path)
+        if bar is None:
+            bar = bars[path] = tqdm(total=size, unit="B", unit_scale=True, desc=Path(path).name)
+        bar.update(done - bar.n)
+        if done >= size:
+            bar.close()
+
+    return update
+
+
+def _config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config)
+    data = config.data
+    updates: dict[str, Any] = {}
+    if args.lake is not None:
+        updates["lake"] = args.lake
+    if getattr(args, "include_synthetic", False):
+        updates["ingest"] = data.ingest.model_copy(update={"include_synthetic": True})
+    if getattr(args, "drop_conflicts", False):
+        updates["pairs"] = data.pairs.model_copy(update={"drop_conflicts": True})
+    return config.model_copy(update={"data": data.model_copy(update=updates)})
+
+
+def _emit(args: argparse.Namespace, result: dict[str, Any], human: Sequence[str]) -> None:
+    if args.json:
+        print(orjson.dumps(result).decode())
+    else:
+        print("\n".join(human))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    config = _config(args)
+    summary = ingest(
+        Lake(config.data.lake),
+        args.paths,
+        config.data.ingest,
+        args.format,
+        args.source,
+        on_bytes=_progress(not args.json),
+    )
+    result = summary.as_dict()
+    rejected = ", ".join(f"{r} {n}" for r, n in summary.rejected.items()) or "none"
+    human = [
+        f"ingested {len(summary.files_ingested)} file(s) into {summary.lake}: "
+        f"{summary.rows_read} rows read, {summary.accepted} accepted, "
+        f"{sum(summary.rejected.values())} rejected ({rejected})",
+        f"{summary.new_comparisons} new comparisons, {summary.duplicates} duplicates, "
+        f"{summary.new_rankings} new rankings, {len(summary.files_skipped)} file(s) already ingested",
+        *(f"failed: {path}: {why}" for path, why in summary.files_failed.items()),
+    ]
+    _emit(args, result, human)
+    return 1 if summary.files_failed else 0
+
+
+def cmd_build_pairs(args: argparse.Namespace) -> int:
+    config = _config(args)
+    summary = build_pairs(Lake(config.data.lake), config.data.splits, config.data.pairs)
+    human = [
+        f"{sum(summary.pairs.values())} pairs from {summary.comparisons} comparisons "
+        f"({summary.conflicts} conflicts{', dropped' if summary.conflicts_dropped else ', kept'})",
+        *(f"  {split}: {n} pairs -> {summary.paths[split]}" for split, n in summary.pairs.items()),
+        *(
+            f"  {split}: {n} rankings (K > 2) -> {summary.ranking_paths[split]}"
+            for split, n in summary.rankings.items()
+            if n
+        ),
+    ]
+    _emit(args, summary.as_dict(), human)
+    return 0
+
+
+def cmd_data_report(args: argparse.Namespace) -> int:
+    config = _config(args)
+    report, paths = write_report(Lake(config.data.lake))
+    result = {**report, "paths": {k: str(v) for k, v in paths.items()}}
+    _emit(args, result, [paths["markdown"].read_text(encoding="utf-8"), f"written: {paths['json']}"])
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from rmcore.data.sample import write_sample
+
+    manifest = write_sample(args.out, seed=args.seed)
+    files = [str(p) for p in manifest.files]
+    _emit(args, {"files": files}, [f"wrote {len(files)} sample file(s) under {args.out}", *files])
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    root = argparse.ArgumentParser(prog="rmcore", description=__doc__.splitlines()[0])
+    sub = root.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.add_argument("--config", type=Path, help="pipeline config YAML (default: built-in defaults)")
+        p.add_argument("--lake", type=Path, help="lake directory (default: data.lake of the config)")
+        p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+        p.set_defaults(run=run)
+        return p
+
+    p = command("ingest", cmd_ingest, "Ingest label files, folders or hf://owner/name ids into the lake.")
+    p.add_argument("paths", nargs="+", help="files, folders, or hf://owner/name[:split]")
+    p.add_argument("--format", choices=FORMAT_NAMES, help="source format (default: detected)")
+    p.add_argument("--source", help="source name for rows that carry none (default: folder/file)")
+    p.add_argument("--include-synthetic", action="store_true", help="ingest synthetic OASST trees")
+
+    p = command("build-pairs", cmd_build_pairs, "Aggregate the lake into pair datasets per split.")
+    p.add_argument("--drop-conflicts", action="store_true", help="leave out pairs with p_chosen = 0.5")
+
+    command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
+
+    p = command("sample", cmd_sample, "Write the built-in sample of raw label files.")
+    p.add_argument("out", type=Path, nargs="?", default=Path("data/raw/sample"), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; errors are one line on stderr, never a traceback."""
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (
+        ConfigError,
+        CommandError,
+        UnreadableFile,
+        FileNotFoundError,
+        ValueError,
+        OSError,
+    ) as error:
+        print(f"rmcore {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"rmcore {args.command}: interrupted; the lake is unchanged, rerun to finish",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""Containers: how a file's bytes become raw records (JSONL, JSON, CSV, Parquet, XLSX, gzip).
+
+The container is detected from content (gzip, Parquet and XLSX magic bytes; JSON text by its
+first character), with the file name as a tie-breaker for CSV. Records stream: memory stays flat
+whatever the file size, except for JSON documents and XLSX sheets, which are read whole.
+
+`RawRecord.row` is the record's 1-based position in the file (for JSONL, its line number);
+a record that cannot be decoded carries the reason instead of a value.
+"""
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from rmcore.data.records import Reason, RowRejected
+
+CONTAINERS = ("jsonl", "json", "csv", "parquet", "xlsx")
+_GZIP = b"\x1f\x8b"
+_PARQUET = b"PAR1"
+_ZIP = b"PK\x03\x04"
+_PROGRESS_EVERY = 4096
+
+csv.field_size_limit(1 << 30)
+
+
+class UnreadableFile(Exception):
+    """The file as a whole cannot be read; its rows are not ingested."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record as read: a decoded mapping, or the reason it could not be decoded."""
+
+    row: int
+    value: dict[str, Any] | None
+    raw: bytes | None = None
+    error: RowRejected | None = None
+
+    def raw_text(self, limit: int) -> str:
+        """The record's original text, cut to `limit` characters, for the rejects table."""
+        if self.raw is not None:
+            text = self.raw.decode("utf-8", errors="replace")
+        else:
+            text = orjson.dumps(self.value, default=str).decode()
+        return text[:limit]
+
+
+def is_gzip(path: Path) -> bool:
+    """True when the file starts with the gzip magic bytes."""
+    with path.open("rb") as f:
+        return f.read(2) == _GZIP
+
+
+def open_binary(path: Path) -> IO[bytes]:
+    """The file's decompressed byte stream."""
+    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+
+
+def detect_container(path: Path) -> str:
+    """The container of `path`, from its (decompressed) first bytes and, for CSV, its name."""
+    with open_binary(path) as f:
+        head = f.read(4096)
+    if head.startswith(_PARQUET):
+        return "parquet"
+    if head.startswith(_ZIP):
+        return "xlsx"
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"["):
+        return "json"
+    if stripped.startswith(b"{"):
+        first_line = stripped.split(b"\n", 1)[0]
+        try:
+            orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            return "jsonl" if _suffixes(path) & {".jsonl", ".ndjson"} else "json"
+        return "jsonl"
+    return "csv"
+
+
+def records(
+    path: Path, container: str | None = None, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[RawRecord]:
+    """The raw records of one file. `on_bytes` receives the compressed bytes read so far."""
+    kind = container or detect_container(path)
+    readers = {
+        "jsonl": _jsonl,
+        "json": _json,
+        "csv": _csv,
+        "parquet": _parquet,
+        "xlsx": _xlsx,
+    }
+    with path.open("rb") as raw:
+        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if is_gzip(path) else raw
+        report = (lambda: on_bytes(raw.tell())) if on_bytes else (lambda: None)
+        try:
+            yield from readers[kind](stream, report)
+        except (OSError, EOFError, ValueError, UnicodeDecodeError) as error:
+            raise UnreadableFile(path, f"cannot read as {kind}: {error}") from error
+
+
+def _suffixes(path: Path) -> set[str]:
+    return {s.lower() for s in path.suffixes}
+
+
+def _decoded(row: int, line: bytes) -> RawRecord:
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            why = RowRejected(Reason.INVALID_UTF8, f"invalid UTF-8 at byte {bad.start}")
+        else:
+            why = RowRejected(Reason.MALFORMED, f"invalid JSON: {error}")
+        return RawRecord(row, None, line, why)
+    if not isinstance(value, dict):
+        why = RowRejected(Reason.NOT_AN_OBJECT, f"a JSON {type(value).__name__}, not an object")
+        return RawRecord(row, None, line, why)
+    return RawRecord(row, value, line)
+
+
+def _jsonl(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
+    for row, line in enumerate(stream, start=1):
+        if row % _PROGRESS_EVERY == 0:
+            report()
+        if line.strip():
+            yield _decoded(row, line)
+    report()
+
+
+def _json(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
+    try:
+        document = orjson.loads(stream.read())
+    except orjson.JSONDecodeError as error:
+        raise ValueError(f"invalid JSON document: {error}") from error
+    report()
+    items = document if isinstance(document, list) else [document]
+    for row, item in enumerate(items, start=1):
+        if isinstance(item, dict):
+            yield RawRecord(row, item)
+        else:
+            why = RowRejected(Reason.NOT_AN_OBJECT, f"a JSON {type(item).__name__}, not an object")
+            yield RawRecord(row, None, orjson.dumps(item), why)
+
+
+def _csv(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="surrogateescape", newline="")
+    reader = csv.reader(text)
+    header = next(reader, None)
+    if header is None:
+        return
+    for row, cells in enumerate(reader, start=1):
+        if row % _PROGRESS_EVERY == 0:
+            report()
+        if not any(c.strip() for c in cells):
+            continue
+        raw = ",".join(cells).encode("utf-8", errors="surrogateescape")
+        if len(cells) != len(header):
+            why = RowRejected(Reason.MALFORMED, f"{len(cells)} fields, header has {len(header)}")
+            yield RawRecord(row, None, raw, why)
+            continue
+        try:
+            for cell in cells:
+                cell.encode("utf-8")
+        except UnicodeEncodeError as bad:
+            why = RowRejected(Reason.INVALID_UTF8, f"invalid UTF-8 near character {bad.start}")
+            yield RawRecord(row, None, raw, why)
+            continue
+        yield RawRecord(row, {k: (v if v != "" else None) for k, v in zip(header, cells, strict=True)}, raw)
+    report()
+
+
+def _parquet(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
+    import pyarrow.parquet as pq
+
+    row = 0
+    for batch in pq.ParquetFile(stream).iter_batches(batch_size=8192):
+        for value in batch.to_pylist():
+            row += 1
+            yield RawRecord(row, value)
+        report()
+
+
+def _xlsx(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
+    import openpyxl
+
+    workbook = openpyxl.load_workbook(io.BytesIO(stream.read()), read_only=True, data_only=True)
+    report()
+    sheet = workbook.worksheets[0]
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(h) if h is not None else "" for h in next(rows, ())]
+    for row, cells in enumerate(rows, start=1):
+        if all(c is None for c in cells):
+            continue
+        yield RawRecord(row, dict(zip(header, cells, strict=False)))
+    workbook.close()

@@ -1,0 +1,102 @@
+"""Typed field access for readers: each getter returns a clean value or raises RowRejected."""
+
+from collections.abc import Mapping
+from typing import Any
+
+from rmcore.data.records import ROLES, Label, Message, Reason, RowRejected
+
+ROLE_ALIASES = {"human": "user", "prompter": "user", "gpt": "assistant", "bot": "assistant"}
+LABELS: dict[str, Label] = {"a": "a", "b": "b", "tie": "tie"}
+
+
+def present(record: Mapping[str, Any], name: str) -> Any:
+    """The value of `name`, which must exist and not be null."""
+    if name not in record:
+        raise RowRejected(Reason.MISSING_FIELD, f"field '{name}' is missing")
+    value = record[name]
+    if value is None:
+        raise RowRejected(Reason.NULL_FIELD, f"field '{name}' is null")
+    return value
+
+
+def text(record: Mapping[str, Any], name: str) -> str:
+    """A required string field with some non-whitespace content."""
+    return nonempty(present(record, name), name)
+
+
+def nonempty(value: Any, name: str) -> str:
+    """`value` checked to be a string with some non-whitespace content."""
+    if not isinstance(value, str):
+        raise RowRejected(Reason.NON_STRING, f"field '{name}' is {type(value).__name__}, not text")
+    if not value.strip():
+        raise RowRejected(Reason.EMPTY_TEXT, f"field '{name}' is empty")
+    return value
+
+
+def optional_str(record: Mapping[str, Any], name: str) -> str | None:
+    """An optional scalar field as text (annotator ids may arrive as numbers); None if absent."""
+    value = record.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value).strip()
+    raise RowRejected(Reason.NON_STRING, f"field '{name}' is {type(value).__name__}, not text")
+
+
+def optional_number(record: Mapping[str, Any], name: str) -> float | None:
+    """An optional numeric field (a margin or strength); None if absent or blank."""
+    value = record.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise RowRejected(Reason.NON_STRING, f"field '{name}' is a boolean, not a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RowRejected(Reason.NON_STRING, f"field '{name}' is not a number: {value!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise RowRejected(Reason.NON_STRING, f"field '{name}' is not finite: {value!r}")
+    return number
+
+
+def label(record: Mapping[str, Any], name: str = "label") -> Label:
+    """A pairwise label: a, b or tie (case and surrounding spaces ignored)."""
+    value = present(record, name)
+    parsed = LABELS.get(str(value).strip().lower()) if isinstance(value, str) else None
+    if parsed is None:
+        raise RowRejected(Reason.UNKNOWN_LABEL, f"field '{name}' is {value!r}, not a, b or tie")
+    return parsed
+
+
+def role(value: Any) -> str:
+    """A chat role, with common aliases (human, prompter, gpt, bot) mapped to the standard ones."""
+    if not isinstance(value, str):
+        raise RowRejected(Reason.NON_STRING, f"message role is {type(value).__name__}, not text")
+    name = value.strip().lower()
+    name = ROLE_ALIASES.get(name, name)
+    if name not in ROLES:
+        raise RowRejected(Reason.UNKNOWN_ROLE, f"unknown message role {value!r}")
+    return name
+
+
+def messages(value: Any, name: str) -> tuple[Message, ...]:
+    """A list of {role, content} messages; a plain string is one user message."""
+    if isinstance(value, str):
+        return (Message("user", nonempty(value, name)),)
+    if not isinstance(value, list) or not value:
+        raise RowRejected(Reason.NON_STRING, f"field '{name}' is not text or a message list")
+    parsed = []
+    for index, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            raise RowRejected(Reason.NON_STRING, f"{name}[{index}] is not a message object")
+        content = present(item, "content")
+        parsed.append(Message(role(present(item, "role")), nonempty(content, f"{name}[{index}]")))
+    return tuple(parsed)
+
+
+def split_last_turn(conversation: tuple[Message, ...], name: str) -> tuple[tuple[Message, ...], str]:
+    """A conversation split into (context, final assistant reply)."""
+    *context, last = conversation
+    if last.role != "assistant":
+        raise RowRejected(Reason.MISSING_FIELD, f"'{name}' does not end with an assistant reply")
+    return tuple(context), last.content

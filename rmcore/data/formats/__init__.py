@@ -1,0 +1,50 @@
+"""Source formats: how one raw record becomes judgments or rankings, and how to recognise it.
+
+Detection looks at the first record of a file; the order below goes from the most specific
+shape to the most generic. `--format NAME` overrides detection.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from rmcore.data.formats import hh, llmbar, oasst, pairwise, panda, prometheus, ranking, tulu
+from rmcore.data.records import Parsed
+
+Record = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A named source format: a recogniser and a parser of one record."""
+
+    name: str
+    matches: Callable[[Record], bool]
+    parse: Callable[[Record], list[Parsed]]
+
+
+def formats(include_synthetic: bool = False) -> dict[str, Format]:
+    """Every known format by name, in detection order."""
+    return {
+        f.name: f
+        for f in (
+            Format("oasst", oasst.is_oasst, partial(oasst.parse, include_synthetic=include_synthetic)),
+            Format("pandalm", panda.is_pandalm, panda.parse),
+            Format("tulu", tulu.is_tulu, tulu.parse),
+            Format("prometheus", prometheus.is_prometheus, prometheus.parse),
+            Format("llmbar", llmbar.is_llmbar, llmbar.parse),
+            Format("ranking", ranking.is_ranking, ranking.parse),
+            Format("hh", hh.is_hh, hh.parse),
+            Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
+            Format("trl", pairwise.is_trl, pairwise.parse_trl),
+        )
+    }
+
+
+FORMAT_NAMES = tuple(formats())
+
+
+def detected(record: Record, known: dict[str, Format]) -> Format | None:
+    """The first format whose recogniser accepts `record`, or None."""
+    return next((f for f in known.values() if f.matches(record)), None)

@@ -1,0 +1,273 @@
+"""Ingest: plan which inputs are new, stage each file, then commit them to the lake together.
+
+    plan    files named or found in folders, hashed; files the manifest already holds are skipped
+    stage   each new file read, validated and identified into <lake>/staging (see stage.py)
+    commit  under the lake's lock: judgments the lake already holds are dropped as duplicates,
+            the rest become the file's parts, and one manifest write commits every file
+
+A run killed at any point leaves the committed lake unchanged; rerunning it finishes the job
+(finished stagings are reused).
+"""
+
+import hashlib
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from rmcore.config import IngestConfig
+from rmcore.data.atomic import ParquetParts, publish, temporary_path
+from rmcore.data.containers import RawRecord, UnreadableFile
+from rmcore.data.lake import FileEntry, Lake, Manifest
+from rmcore.data.normalize import digest
+from rmcore.data.schemas import COMPARISONS, RANKINGS
+from rmcore.data.stage import StagedFile, stage_file, stage_rows
+
+HF_PREFIX = "hf://"
+DATA_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".xlsx"})
+
+
+@dataclass
+class Plan:
+    """Inputs resolved to files: new ones with their content hash, skipped ones, failed ones."""
+
+    new: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did, summed over its files."""
+
+    rows_read: int = 0
+    accepted: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    new_comparisons: int = 0
+    duplicates: int = 0
+    new_rankings: int = 0
+    files_ingested: list[str] = field(default_factory=list)
+    files_skipped: list[str] = field(default_factory=list)
+    files_failed: dict[str, str] = field(default_factory=dict)
+    lake: str = ""
+
+    def add(self, entry: FileEntry) -> None:
+        """Count one committed file."""
+        self.rows_read += entry.rows_read
+        self.accepted += entry.accepted
+        for reason, count in entry.rejected.items():
+            self.rejected[reason] = self.rejected.get(reason, 0) + count
+        self.new_comparisons += entry.new_comparisons
+        self.duplicates += entry.duplicates
+        self.new_rankings += entry.new_rankings
+        self.files_ingested.append(entry.path)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary; `files_skipped` is a count, the skipped paths are listed apart."""
+        return {
+            "rows_read": self.rows_read,
+            "accepted": self.accepted,
+            "rejected": dict(sorted(self.rejected.items())),
+            "rejected_total": sum(self.rejected.values()),
+            "new_comparisons": self.new_comparisons,
+            "duplicates": self.duplicates,
+            "new_rankings": self.new_rankings,
+            "files_ingested": self.files_ingested,
+            "files_skipped": len(self.files_skipped),
+            "skipped_paths": self.files_skipped,
+            "files_failed": self.files_failed,
+            "lake": self.lake,
+        }
+
+
+def file_hash(path: Path) -> str:
+    """BLAKE2b-128 of a file's bytes: its identity in the manifest."""
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_data_file(path: Path) -> bool:
+    """A label file by its name (gzip or not); folders are searched for these only."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes.pop()
+    return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES and not path.name.startswith(".")
+
+
+def expand_paths(inputs: Iterable[str | Path]) -> Iterator[str]:
+    """Inputs with folders replaced by the label files under them (sorted); hf:// ids kept."""
+    for item in inputs:
+        name = str(item)
+        path = Path(name)
+        if not name.startswith(HF_PREFIX) and path.is_dir():
+            yield from (str(p) for p in sorted(path.rglob("*")) if p.is_file() and is_data_file(p))
+        else:
+            yield name
+
+
+def plan(lake: Lake, inputs: Iterable[str | Path]) -> Plan:
+    """Which inputs are new to the lake (in order, each once), skipped, or missing."""
+    result = Plan()
+    done = lake.manifest().hashes()
+    for name in expand_paths(inputs):
+        if name.startswith(HF_PREFIX):
+            content_hash = digest(name)
+        elif Path(name).is_file():
+            content_hash = file_hash(Path(name))
+        else:
+            result.failed[name] = "no such file or folder"
+            continue
+        if content_hash in done:
+            result.skipped.append(name)
+        else:
+            done.add(content_hash)
+            result.new.append((name, content_hash))
+    return result
+
+
+def _hf_rows(dataset_id: str) -> Iterator[RawRecord]:
+    """Rows of a Hugging Face dataset (`owner/name` or `owner/name:split`), streamed."""
+    try:
+        import datasets
+    except ImportError:
+        raise UnreadableFile(
+            HF_PREFIX + dataset_id,
+            "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`",
+        ) from None
+    name, _, split = dataset_id.partition(":")
+    try:
+        stream = datasets.load_dataset(name, split=split or "train", streaming=True)
+        for row, value in enumerate(stream, start=1):
+            yield RawRecord(row, dict(value))
+    except (OSError, ValueError, ConnectionError) as error:
+        raise UnreadableFile(
+            HF_PREFIX + dataset_id,
+            f"cannot load from the Hugging Face hub (is this machine online?): {error}",
+        ) from error
+
+
+def stage_input(
+    lake: Lake,
+    name: str,
+    content_hash: str,
+    config: IngestConfig,
+    fmt_name: str | None = None,
+    source: str | None = None,
+    on_bytes: Callable[[str, int, int], None] | None = None,
+) -> StagedFile:
+    """Stage one planned input, a local file or an `hf://` dataset id."""
+    if name.startswith(HF_PREFIX):
+        rows = _hf_rows(name.removeprefix(HF_PREFIX))
+        return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name, source)
+    path = Path(name)
+    size = path.stat().st_size
+    progress = (lambda n: on_bytes(name, n, size)) if on_bytes else None
+    return stage_file(lake, path, content_hash, config, fmt_name, source, progress)
+
+
+def _new_rows(staged: Path, schema: pa.Schema, key: str, seen: set[str], target: Path) -> int:
+    """Copy the staged rows whose `key` the lake does not hold to `target`; how many were new."""
+    if not staged.exists():
+        return 0
+    known = pa.array(seen, pa.string())
+    out = ParquetParts(target, schema)
+    for batch in pq.ParquetFile(staged).iter_batches(batch_size=65_536):
+        table = pa.Table.from_batches([batch])
+        out.write(table.filter(pc.invert(pc.is_in(table.column(key), value_set=known))))
+    out.close()
+    if out.rows:
+        seen.update(pq.read_table(target, columns=[key]).column(key).to_pylist())
+    return out.rows
+
+
+def commit(lake: Lake, staged: list[StagedFile]) -> IngestSummary:
+    """Commit staged files to the lake in one manifest write; the summary of what was added."""
+    summary = IngestSummary(lake=str(lake.root))
+    with lake.locked():
+        manifest = lake.manifest()
+        lake.vacuum(manifest)
+        seen_comparisons = lake.column("comparisons", "comparison_id", manifest)
+        seen_rankings = lake.column("rankings", "ranking_id", manifest)
+        done = manifest.hashes()
+        entries = []
+        for item in staged:
+            if item.content_hash in done:
+                summary.files_skipped.append(item.path)
+                continue
+            done.add(item.content_hash)
+            parts = {}
+            comparisons_path = lake.part_path("comparisons", item.content_hash)
+            new_comparisons = _new_rows(
+                item.table("comparisons"),
+                COMPARISONS,
+                "comparison_id",
+                seen_comparisons,
+                comparisons_path,
+            )
+            rankings_path = lake.part_path("rankings", item.content_hash)
+            new_rankings = _new_rows(
+                item.table("rankings"), RANKINGS, "ranking_id", seen_rankings, rankings_path
+            )
+            if new_comparisons:
+                parts["comparisons"] = str(comparisons_path.relative_to(lake.root))
+            if new_rankings:
+                parts["rankings"] = str(rankings_path.relative_to(lake.root))
+            if item.table("rejects").exists():
+                rejects_path = lake.part_path("rejects", item.content_hash)
+                rejects_path.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(item.table("rejects"), temporary_path(rejects_path))
+                publish(temporary_path(rejects_path), rejects_path)
+                parts["rejects"] = str(rejects_path.relative_to(lake.root))
+            entry = FileEntry(
+                content_hash=item.content_hash,
+                path=item.path,
+                format=item.format,
+                source=item.source,
+                rows_read=item.rows_read,
+                accepted=item.accepted,
+                rejected=item.rejected,
+                new_comparisons=new_comparisons,
+                duplicates=item.duplicates_in_file + item.comparisons - new_comparisons,
+                new_rankings=new_rankings,
+                ingested_at=item.ingested_at,
+                parts=parts,
+            )
+            entries.append(entry)
+            summary.add(entry)
+        if entries:
+            lake.commit(Manifest(files=[*manifest.files, *entries]))
+        for item in staged:
+            shutil.rmtree(item.directory, ignore_errors=True)
+    return summary
+
+
+def ingest(
+    lake: Lake,
+    inputs: Iterable[str | Path],
+    config: IngestConfig,
+    fmt_name: str | None = None,
+    source: str | None = None,
+    on_bytes: Callable[[str, int, int], None] | None = None,
+) -> IngestSummary:
+    """Plan, stage and commit: files, folders and `hf://` ids into the lake as one commit.
+
+    `on_bytes(path, bytes_read, size)` is called as each local file is read (progress bars).
+    """
+    planned = plan(lake, inputs)
+    staged, failed = [], dict(planned.failed)
+    for name, content_hash in planned.new:
+        try:
+            staged.append(stage_input(lake, name, content_hash, config, fmt_name, source, on_bytes))
+        except UnreadableFile as error:
+            failed[name] = error.reason
+    summary = commit(lake, staged)
+    summary.files_skipped[:0] = planned.skipped
+    summary.files_failed.update(failed)
+    return summary

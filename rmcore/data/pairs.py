@@ -1,0 +1,164 @@
+"""Pair datasets: every committed comparison aggregated into one row per unique pair, per split.
+
+For a pair with n votes, each vote for response x counts 1, a tie 1/2:
+    p_x = (votes for x + ties / 2) / n
+chosen is the response with p >= 1/2 and p_chosen its share (the soft label); an even split
+(p_chosen = 1/2) is a conflict, flagged (and kept unless drop_conflicts). margin is the mean
+graded strength toward chosen over graded votes (ties count 0), or null when no vote is graded.
+Texts come from the pair's comparison with the smallest id, so the result does not depend on
+ingestion order. Rankings of K > 2 responses are written per split beside the pairs.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from rmcore.config import PairsConfig, SplitConfig
+from rmcore.data import schemas
+from rmcore.data.atomic import replacing
+from rmcore.data.lake import Lake
+from rmcore.data.splits import SPLITS, split_sql
+
+_AGGREGATED = """
+WITH votes AS (
+    SELECT
+        pair_id, prompt_id, prompt, comparison_id, source, category, strength, label,
+        response_a_id <= response_b_id AS a_first,
+        CASE WHEN label = 'tie' THEN 0.5
+             WHEN (label = 'a') = (response_a_id <= response_b_id) THEN 1.0 ELSE 0.0 END AS vote_first,
+        CASE WHEN label = 'tie' THEN 0.0
+             WHEN (label = 'a') = (response_a_id <= response_b_id) THEN strength
+             ELSE -strength END AS strength_first,
+        CASE WHEN response_a_id <= response_b_id THEN response_a ELSE response_b END AS first_text,
+        CASE WHEN response_a_id <= response_b_id THEN response_b ELSE response_a END AS second_text
+    FROM comparisons
+), grouped AS (
+    SELECT
+        pair_id,
+        any_value(prompt_id) AS prompt_id,
+        arg_min(prompt, comparison_id) AS prompt,
+        arg_min(first_text, comparison_id) AS first_text,
+        arg_min(second_text, comparison_id) AS second_text,
+        avg(vote_first) AS p_first,
+        count(*)::BIGINT AS n_votes,
+        count_if(label = 'tie')::BIGINT AS ties,
+        CASE WHEN count(strength) = 0 THEN NULL
+             ELSE avg(CASE WHEN strength IS NULL AND label <> 'tie' THEN NULL ELSE strength_first END)
+        END AS margin_first,
+        min(source) AS source,
+        min(category) AS category
+    FROM votes GROUP BY pair_id
+)
+SELECT
+    pair_id, prompt_id, prompt,
+    CASE WHEN p_first >= 0.5 THEN first_text ELSE second_text END AS chosen,
+    CASE WHEN p_first >= 0.5 THEN second_text ELSE first_text END AS rejected,
+    greatest(p_first, 1 - p_first) AS p_chosen,
+    n_votes, ties,
+    CASE WHEN p_first >= 0.5 THEN margin_first ELSE -margin_first END AS margin,
+    p_first = 0.5 AS conflict,
+    source, category,
+    {split} AS split
+FROM grouped
+"""
+
+
+@dataclass
+class PairsSummary:
+    """What build-pairs wrote."""
+
+    pairs: dict[str, int] = field(default_factory=dict)
+    rankings: dict[str, int] = field(default_factory=dict)
+    conflicts: int = 0
+    conflicts_dropped: int = 0
+    comparisons: int = 0
+    paths: dict[str, str] = field(default_factory=dict)
+    ranking_paths: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready summary."""
+        return {
+            "pairs": self.pairs,
+            "rankings": self.rankings,
+            "conflicts": self.conflicts,
+            "conflicts_dropped": self.conflicts_dropped,
+            "comparisons": self.comparisons,
+            "paths": self.paths,
+            "ranking_paths": self.ranking_paths,
+        }
+
+
+def pairs_dir(lake: Lake) -> Path:
+    """Where build-pairs writes: <lake>/pairs."""
+    return lake.root / "pairs"
+
+
+def connect(scratch: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB bounded in memory, spilling under `scratch`."""
+    db = duckdb.connect()
+    db.execute("SET memory_limit = '1GB'")
+    db.execute("SET preserve_insertion_order = false")
+    db.execute(f"SET temp_directory = '{scratch}'")
+    return db
+
+
+def _view(db: duckdb.DuckDBPyConnection, name: str, parts: list[Path], schema: pa.Schema) -> None:
+    """A view over Parquet parts, or over an empty table of `schema` when there are none."""
+    if parts:
+        files = ", ".join(f"'{p}'" for p in parts)
+        db.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+    else:
+        db.register(name, schema.empty_table())
+
+
+def _copy(db: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+    with replacing(path) as tmp:
+        db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+
+
+def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsSummary:
+    """Aggregate the lake's comparisons into pair files per split (and rankings of K > 2)."""
+    out = pairs_dir(lake)
+    summary = PairsSummary()
+    with lake.locked():
+        manifest = lake.manifest()
+        comparison_parts = lake.parts("comparisons", manifest)
+        if not comparison_parts:
+            raise FileNotFoundError(
+                f"{lake.root}: the lake holds no comparisons; run `rmcore ingest PATH --lake {lake.root}`"
+            )
+        scratch = lake.root / ".duckdb"
+        db = connect(scratch)
+        _view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
+        _view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
+        db.execute(
+            f"CREATE TEMP TABLE aggregated AS {_AGGREGATED.format(split=split_sql('prompt_id', splits))}"
+        )
+        summary.comparisons = db.execute("SELECT count(*) FROM comparisons").fetchone()[0]
+        summary.conflicts = db.execute("SELECT count(*) FROM aggregated WHERE conflict").fetchone()[0]
+        keep = "NOT conflict" if options.drop_conflicts else "true"
+        summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
+        for split in SPLITS:
+            path = out / f"{split}.parquet"
+            _copy(
+                db,
+                f"SELECT * FROM aggregated WHERE split = '{split}' AND {keep} ORDER BY pair_id",
+                path,
+            )
+            summary.pairs[split] = db.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+            summary.paths[split] = str(path)
+            ranking_path = out / f"rankings_{split}.parquet"
+            _copy(
+                db,
+                f"SELECT * FROM (SELECT *, {split_sql('prompt_id', splits)} AS split FROM rankings) "
+                f"WHERE len(responses) > 2 AND split = '{split}' ORDER BY ranking_id",
+                ranking_path,
+            )
+            summary.rankings[split] = db.execute(
+                f"SELECT count(*) FROM read_parquet('{ranking_path}')"
+            ).fetchone()[0]
+            summary.ranking_paths[split] = str(ranking_path)
+        db.close()
+    return summary

@@ -1,0 +1,158 @@
+"""The data report: what the lake holds and what build-pairs made of it, as JSON and markdown.
+
+Counts by source, rejects by reason, pairs by split, the agreement histogram (p_chosen of
+pairs with two or more votes), the votes-per-pair and K (responses per ranking) distributions,
+and exact prompt overlap across sources.
+"""
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from rmcore.data.atomic import write_text
+from rmcore.data.lake import Lake
+from rmcore.data.pairs import connect, pairs_dir
+from rmcore.data.splits import SPLITS
+
+AGREEMENT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def _rows(db: Any, query: str) -> list[tuple[Any, ...]]:
+    return db.execute(query).fetchall()
+
+
+def data_report(lake: Lake) -> dict[str, Any]:
+    """The report's content, from the committed lake and the pair files."""
+    manifest = lake.manifest()
+    files = ", ".join(f"'{p}'" for p in lake.parts("comparisons", manifest)) or None
+    rankings = ", ".join(f"'{p}'" for p in lake.parts("rankings", manifest)) or None
+    pair_files = [pairs_dir(lake) / f"{s}.parquet" for s in SPLITS]
+    if files is None or not all(p.exists() for p in pair_files):
+        raise FileNotFoundError(
+            f"{lake.root}: no pairs built yet; run `rmcore build-pairs --lake {lake.root}`"
+        )
+    db = connect(lake.root / ".duckdb")
+    db.execute(f"CREATE VIEW comparisons AS SELECT * FROM read_parquet([{files}])")
+    db.execute(
+        "CREATE VIEW pairs AS SELECT * FROM read_parquet([" + ", ".join(f"'{p}'" for p in pair_files) + "])"
+    )
+    rejected: dict[str, int] = {}
+    by_file = []
+    for entry in manifest.files:
+        for reason, count in entry.rejected.items():
+            rejected[reason] = rejected.get(reason, 0) + count
+        by_file.append(
+            {
+                "path": entry.path,
+                "format": entry.format,
+                "rows_read": entry.rows_read,
+                "accepted": entry.accepted,
+                "rejected": sum(entry.rejected.values()),
+                "new_comparisons": entry.new_comparisons,
+                "duplicates": entry.duplicates,
+            }
+        )
+    agreement = _rows(
+        db,
+        "SELECT p_chosen, count(*) FROM pairs WHERE n_votes >= 2 GROUP BY p_chosen ORDER BY 1",
+    )
+    histogram = {f"{low:.1f}-{high:.1f}": 0 for low, high in itertools.pairwise(AGREEMENT_BINS)}
+    for p, count in agreement:
+        index = min(int((p - 0.5) / 0.1 + 1e-9), len(histogram) - 1)
+        histogram[list(histogram)[index]] += count
+    k_distribution = (
+        dict(
+            _rows(
+                db,
+                f"SELECT len(responses), count(*) FROM read_parquet([{rankings}]) GROUP BY 1 ORDER BY 1",
+            )
+        )
+        if rankings
+        else {}
+    )
+    overlap = _rows(
+        db,
+        """
+        WITH ps AS (SELECT DISTINCT prompt_id, source FROM comparisons)
+        SELECT a.source, b.source, count(*) FROM ps a JOIN ps b
+          ON a.prompt_id = b.prompt_id AND a.source < b.source
+        GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
+        """,
+    )
+    leaked = _rows(
+        db,
+        "SELECT count(*) FROM (SELECT prompt_id FROM pairs GROUP BY 1 HAVING count(DISTINCT split) > 1)",
+    )[0][0]
+    report = {
+        "files": by_file,
+        "rows_read": sum(e.rows_read for e in manifest.files),
+        "accepted": sum(e.accepted for e in manifest.files),
+        "rejected": dict(sorted(rejected.items())),
+        "comparisons_by_source": dict(
+            _rows(db, "SELECT source, count(*) FROM comparisons GROUP BY 1 ORDER BY 1")
+        ),
+        "pairs_by_source": dict(_rows(db, "SELECT source, count(*) FROM pairs GROUP BY 1 ORDER BY 1")),
+        "pairs_by_split": {s: n for s, n in _rows(db, "SELECT split, count(*) FROM pairs GROUP BY 1")},
+        "prompts_by_split": {
+            s: n for s, n in _rows(db, "SELECT split, count(DISTINCT prompt_id) FROM pairs GROUP BY 1")
+        },
+        "conflicts": _rows(db, "SELECT count(*) FROM pairs WHERE conflict")[0][0],
+        "votes_per_pair": {
+            str(n): c for n, c in _rows(db, "SELECT n_votes, count(*) FROM pairs GROUP BY 1 ORDER BY 1")
+        },
+        "agreement_histogram": histogram,
+        "rankings_k": {str(k): n for k, n in k_distribution.items()},
+        "prompt_overlap": [{"sources": [a, b], "prompts": n} for a, b, n in overlap],
+        "prompts_in_several_splits": leaked,
+    }
+    db.close()
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a markdown page."""
+
+    def table(title: str, header: tuple[str, str], rows: dict[str, Any]) -> list[str]:
+        lines = [f"## {title}", "", f"| {header[0]} | {header[1]} |", "|---|---:|"]
+        lines += [f"| {k} | {v} |" for k, v in rows.items()] or ["| (none) | |"]
+        return [*lines, ""]
+
+    lines = [
+        "# rmcore data report",
+        "",
+        f"Rows read {report['rows_read']}, accepted {report['accepted']}, "
+        f"rejected {sum(report['rejected'].values())}. Conflicting pairs (p_chosen = 0.5): "
+        f"{report['conflicts']}. Prompts in more than one split: {report['prompts_in_several_splits']}.",
+        "",
+    ]
+    lines += table("Pairs by split", ("split", "pairs"), report["pairs_by_split"])
+    lines += table("Comparisons by source", ("source", "comparisons"), report["comparisons_by_source"])
+    lines += table("Pairs by source", ("source", "pairs"), report["pairs_by_source"])
+    lines += table("Rejects by reason", ("reason", "rows"), report["rejected"])
+    lines += table(
+        "Agreement (p_chosen, pairs with 2+ votes)",
+        ("p_chosen", "pairs"),
+        report["agreement_histogram"],
+    )
+    lines += table("Votes per pair", ("votes", "pairs"), report["votes_per_pair"])
+    lines += table("Responses per ranking (K)", ("K", "rankings"), report["rankings_k"])
+    lines += table(
+        "Exact prompt overlap across sources",
+        ("sources", "shared prompts"),
+        {" / ".join(o["sources"]): o["prompts"] for o in report["prompt_overlap"]},
+    )
+    return "\n".join(lines)
+
+
+def write_report(lake: Lake) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write reports/data_report.{json,md} under the lake; the report and the two paths."""
+    report = data_report(lake)
+    paths = {
+        "json": lake.root / "reports" / "data_report.json",
+        "markdown": lake.root / "reports" / "data_report.md",
+    }
+    write_text(paths["json"], orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    write_text(paths["markdown"], markdown(report))
+    return report, paths

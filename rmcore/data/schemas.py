@@ -1,0 +1,85 @@
+"""Arrow schemas of the lake's tables. Bump SCHEMA_VERSION on any incompatible change.
+
+comparisons  one row per accepted human judgment (texts as they arrived; ids from normalized text)
+rejects      one row per quarantined raw row, with the reason and the raw text
+rankings     one row per accepted ranking of K >= 2 responses (its pairs are comparisons too)
+pairs        one row per unique (prompt, chosen, rejected) after vote aggregation, with its split
+"""
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+COMPARISONS = pa.schema(
+    [
+        ("comparison_id", pa.string()),
+        ("pair_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt", MESSAGES),
+        ("response_a", pa.string()),
+        ("response_b", pa.string()),
+        ("response_a_id", pa.string()),
+        ("response_b_id", pa.string()),
+        ("label", pa.string()),
+        ("strength", pa.float64()),
+        ("annotator", pa.string()),
+        ("source", pa.string()),
+        ("category", pa.string()),
+        ("ranking_id", pa.string()),
+        ("raw_file", pa.string()),
+        ("raw_row", pa.int64()),
+        ("ingested_at", TIMESTAMP),
+    ]
+)
+
+RANKINGS = pa.schema(
+    [
+        ("ranking_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt", MESSAGES),
+        ("responses", pa.list_(pa.string())),
+        ("response_ids", pa.list_(pa.string())),
+        ("ranks", pa.list_(pa.int32())),
+        ("annotator", pa.string()),
+        ("source", pa.string()),
+        ("category", pa.string()),
+        ("raw_file", pa.string()),
+        ("raw_row", pa.int64()),
+        ("ingested_at", TIMESTAMP),
+    ]
+)
+
+REJECTS = pa.schema(
+    [
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("format", pa.string()),
+        ("raw_file", pa.string()),
+        ("raw_row", pa.int64()),
+        ("raw_text", pa.string()),
+        ("ingested_at", TIMESTAMP),
+    ]
+)
+
+PAIRS = pa.schema(
+    [
+        ("pair_id", pa.string()),
+        ("prompt_id", pa.string()),
+        ("prompt", MESSAGES),
+        ("chosen", pa.string()),
+        ("rejected", pa.string()),
+        ("p_chosen", pa.float64()),
+        ("n_votes", pa.int64()),
+        ("ties", pa.int64()),
+        ("margin", pa.float64()),
+        ("conflict", pa.bool_()),
+        ("source", pa.string()),
+        ("category", pa.string()),
+        ("split", pa.string()),
+    ]
+)
+
+SPLIT_RANKINGS = RANKINGS.append(pa.field("split", pa.string()))
