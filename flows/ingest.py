@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 from rmcore.data.sample import write_sample
 
@@ -106,7 +106,11 @@ def ingest_flow(
         raise ValueError("nothing to ingest: pass paths, or sample=True for the built-in sample")
     planned = plan_inputs(lake_dir, inputs)
     staged = stage.map(
-        lake_dir, [name for name, _ in planned["new"]], [h for _, h in planned["new"]], config, fmt
+        unmapped(lake_dir),
+        [name for name, _ in planned["new"]],
+        [content_hash for _, content_hash in planned["new"]],
+        unmapped(config),
+        unmapped(fmt),
     ).result()
     ingested = commit_staged(lake_dir, staged)
     ingested["files_skipped"] += len(planned["skipped"])

@@ -62,7 +62,7 @@ VOTE_FLIP_SHARE = 0.06
 """Share of a/b votes that arrive a second time with the responses swapped."""
 HH_MULTI_TURN_SHARE = 0.3
 """Share of HH conversations with an earlier Human/Assistant exchange."""
-FILE_SHARES = {TRL_FILE: 0.40, VOTES_FILE: 0.28, RANKINGS_FILE: 0.14, HH_FILE: 0.18}
+FILE_SHARES = {TRL_FILE: 0.38, VOTES_FILE: 0.28, RANKINGS_FILE: 0.14, HH_FILE: 0.20}
 """How the prompts (after those reserved for bad rows) are divided among the files."""
 VOTE_KINDS = {"single": 0.6, "unanimous": 0.1, "majority": 0.1, "conflict": 0.1, "tie": 0.1}
 """How often a voted pair gets each voting pattern."""
@@ -122,7 +122,7 @@ TOPICS: tuple[Topic, ...] = (
             "Salt pasta water generously, roughly a tablespoon for every four litres.",
             "Let roasted meat rest for five to ten minutes so the juices settle before slicing.",
             "Deglaze the pan with stock or wine and scrape up the browned bits for a quick sauce.",
-            "For fluffy rice, rinse it until the water runs clear and use about 1.5 parts water to 1 part rice.",
+            "For fluffy rice, rinse it until the water runs clear and use 1.5 parts water to 1 of rice.",
             "Season in layers and taste as you go rather than adding all the salt at the end.",
             "Heat a cast-iron skillet slowly and oil it lightly after washing to keep the seasoning intact.",
         ),
@@ -169,7 +169,7 @@ TOPICS: tuple[Topic, ...] = (
         (
             "Roll your clothes and use packing cubes to fit a week of clothing into a carry-on.",
             "Shift your sleep schedule by an hour a day before a long flight to soften jet lag.",
-            "Get daylight in the morning at your destination; light is the strongest cue for your body clock.",
+            "Get morning daylight at your destination; light is the strongest cue for your body clock.",
             "Check that travel insurance covers medical evacuation and cancellation, not just lost luggage.",
             "In Zürich, a day pass for trams and trains is often cheaper than buying single tickets.",
             "In a Paris café, a coffee at the counter usually costs less than the same coffee at a table.",
@@ -192,11 +192,11 @@ TOPICS: tuple[Topic, ...] = (
             "writing unit tests with pytest",
         ),
         (
-            "Create a virtual environment with `python -m venv .venv` so each project keeps its own packages.",
-            "A list comprehension such as `[x * x for x in nums if x > 0]` replaces a loop that builds a list.",
+            "Create a virtual environment with `python -m venv .venv` so each project has its own packages.",
+            "A list comprehension like `[x * x for x in nums if x > 0]` replaces a loop that builds a list.",
             "Type hints like `def mean(xs: list[float]) -> float:` let mypy catch mistakes before you run.",
             "Use the `csv` module or pandas to read CSV files instead of splitting lines on commas yourself.",
-            "Catch specific exceptions, for example `except FileNotFoundError:`, rather than a bare `except:`.",
+            "Catch specific exceptions, such as `except FileNotFoundError:`, rather than a bare `except:`.",
             "With pytest, every function named `test_...` in a `test_*.py` file is collected and run.",
             "Use `with open(path) as f:` so the file is closed even if an error occurs.",
             "Read a traceback from the bottom up: the last line names the error, the lines above show where.",
@@ -218,11 +218,11 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "Tomatoes need six to eight hours of direct sun and deep, infrequent watering.",
-            "A compost pile works best with about three parts brown material, like dry leaves, to one part green scraps.",
-            "Water houseplants when the top two centimetres of soil are dry, and empty the saucer afterwards.",
+            "A compost pile works best with three parts brown material, like dry leaves, to one part green.",
+            "Water houseplants when the top two centimetres of soil are dry, then empty the saucer.",
             "Prune roses in late winter, cutting just above an outward-facing bud at a 45-degree angle.",
             "Raised beds warm up faster in spring and drain well, which suits most vegetables.",
-            "Start seeds indoors six to eight weeks before the last frost and harden the seedlings off gradually.",
+            "Start seeds indoors six to eight weeks before the last frost and harden seedlings off slowly.",
             "Mulch around plants to keep moisture in the soil and suppress weeds.",
             "Rotate vegetable families between beds each year to reduce soil-borne disease.",
         ),
@@ -242,11 +242,11 @@ TOPICS: tuple[Topic, ...] = (
             "compound interest",
         ),
         (
-            "Aim for an emergency fund covering three to six months of essential expenses, kept in a savings account.",
+            "Aim for an emergency fund of three to six months of essential expenses in a savings account.",
             "Low-cost index funds spread your money across hundreds of companies and charge small fees.",
-            "Pay off the card with the highest interest rate first while making minimum payments on the rest.",
+            "Pay off the card with the highest interest rate first; make minimum payments on the rest.",
             "A simple budget splits take-home pay into needs, wants and savings, for example 50/30/20.",
-            "If your employer matches retirement contributions, contribute at least enough to get the full match.",
+            "If your employer matches retirement contributions, put in at least enough to get the match.",
             "Compound interest means returns earn returns: at 7% a year, money roughly doubles in ten years.",
             "Automate a transfer to savings on payday so saving happens before spending.",
             "Check a fund's expense ratio; a 1% yearly fee eats a large share of long-term returns.",
@@ -268,7 +268,7 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "Saturn's rings show up in a small telescope at about 25x magnification when the planet is high.",
-            "The Moon's phases come from how much of its sunlit half we see as it orbits Earth every 29.5 days.",
+            "The Moon's phases show how much of its sunlit half we see as it orbits Earth every 29.5 days.",
             "For meteor showers like the Perseids, go somewhere dark and let your eyes adapt for 20 minutes.",
             "A pair of 10x50 binoculars is a great first instrument before you buy a telescope.",
             "Stars twinkle because turbulence in the atmosphere bends their light; planets twinkle less.",
@@ -292,11 +292,11 @@ TOPICS: tuple[Topic, ...] = (
             "recovery after exercise",
         ),
         (
-            "Start strength training with compound lifts such as squats, deadlifts and presses two or three times a week.",
+            "Start with compound lifts such as squats, deadlifts and presses two or three times a week.",
             "A couch-to-5K plan alternates running and walking and builds up over about nine weeks.",
             "Increase training volume gradually, by about 10% a week, to lower the risk of injury.",
-            "In a squat, keep your feet about shoulder-width apart, chest up, and knees tracking over your toes.",
-            "Sleep and enough protein, around 1.6 grams per kilogram of body weight, support muscle recovery.",
+            "In a squat, keep feet shoulder-width apart, chest up, and knees tracking over your toes.",
+            "Sleep and enough protein, about 1.6 g per kilogram of body weight, support muscle recovery.",
             "Push-ups, lunges and planks make an effective home workout with no equipment.",
             "Gentle stretching after a workout, held for 20 to 30 seconds, helps maintain flexibility.",
             "Rest days let muscles repair; training hard every single day slows progress.",
@@ -318,11 +318,11 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "The Western Roman Empire ended in 476 AD when Odoacer deposed the emperor Romulus Augustulus.",
-            "Gutenberg's printing press, around 1440, made books far cheaper and helped spread literacy in Europe.",
-            "The Industrial Revolution began in Britain in the late 1700s with textile mills and steam power.",
+            "Gutenberg's printing press, around 1440, made books far cheaper and spread literacy in Europe.",
+            "The Industrial Revolution began in Britain in the late 1700s with textile mills and steam.",
             "The French Revolution began in 1789; the storming of the Bastille is remembered on 14 July.",
             "The Great Pyramid of Giza was built for the pharaoh Khufu around 2560 BC.",
-            "The Silk Road linked China with the Mediterranean and carried ideas and religions as well as silk.",
+            "The Silk Road linked China with the Mediterranean and carried ideas as well as silk.",
             "Historians compare primary sources, such as letters and records, to check one against another.",
             "The Eastern Roman Empire, or Byzantium, lasted until Constantinople fell in 1453.",
         ),
@@ -368,8 +368,8 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "Take a puppy outside after meals, naps and play, and reward it right after it goes.",
-            "Introduce a new cat slowly: keep it in its own room and swap bedding so the cats learn each other's scent.",
-            "Senior dogs often need fewer calories and more joint support; ask your vet about the right food.",
+            "Introduce a new cat slowly: give it its own room and swap bedding so the cats learn each scent.",
+            "Senior dogs often need fewer calories and more joint support; ask your vet about their food.",
             "Goldfish need a filtered tank of at least 75 litres, not a small bowl.",
             "Trim a dog's nails a little at a time to avoid the quick, the blood vessel inside the nail.",
             "A crate should be just big enough for the dog to stand, turn around and lie down.",
@@ -392,10 +392,10 @@ TOPICS: tuple[Topic, ...] = (
             "editing RAW files",
         ),
         (
-            "The exposure triangle is aperture, shutter speed and ISO; change one and you must balance the others.",
+            "The exposure triangle is aperture, shutter speed and ISO; change one and balance the others.",
             "In low light, open the aperture, slow the shutter, and brace the camera or use a tripod.",
             "The rule of thirds places the subject along the grid lines rather than dead centre.",
-            "For portraits, focus on the nearest eye and use a wide aperture like f/1.8 to blur the background.",
+            "For portraits, focus on the nearest eye and use a wide aperture like f/1.8 to blur the back.",
             "A 50 mm prime lens is an affordable, sharp first lens for most cameras.",
             "RAW files keep more detail in highlights and shadows than JPEGs, so they are easier to edit.",
             "Shoot during the golden hour, just after sunrise or before sunset, for soft and warm light.",
@@ -442,7 +442,7 @@ TOPICS: tuple[Topic, ...] = (
             "commuting by bike",
         ),
         (
-            "To fix a flat, remove the tube, find the puncture, check the tyre for the sharp object, then patch it.",
+            "To fix a flat, remove the tube, find the hole, check the tyre for thorns, then patch it.",
             "Set the saddle so your knee is slightly bent at the bottom of the pedal stroke.",
             "Clean and lube the chain every few hundred kilometres, and wipe off the excess oil.",
             "In traffic, ride predictably, signal your turns, and stay out of the door zone of parked cars.",
@@ -467,12 +467,12 @@ TOPICS: tuple[Topic, ...] = (
             "resetting a tripped breaker",
         ),
         (
-            "Turn off the water under the sink before taking a leaky faucet apart; a worn washer or cartridge is the usual culprit.",
+            "Turn off the water before taking a leaky faucet apart; a worn washer is the usual culprit.",
             "Patch small drywall holes with spackle, let it dry, sand it smooth, then prime before painting.",
             "A plunger or a drain snake clears most clogs; never mix chemical drain cleaners.",
             "Before painting a room, clean the walls, tape the edges, and prime any patched spots.",
-            "Hang heavy shelves into the wall studs, found with a stud finder, or use anchors rated for the load.",
-            "Reset a tripped breaker by switching it fully off and then on; if it trips again, call an electrician.",
+            "Screw heavy shelves into the wall studs, found with a stud finder, or use rated anchors.",
+            "Switch a tripped breaker fully off, then on; if it trips again, call an electrician.",
             "Keep a basic kit: a cordless drill, a level, a tape measure and a set of screwdrivers.",
             "Re-caulk around tubs and sinks every few years to keep water out of the walls.",
         ),
@@ -493,7 +493,7 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "In the opening, control the centre, develop your knights and bishops, and castle early.",
-            "Castling moves the king two squares toward a rook and puts the rook beside it; neither may have moved.",
+            "Castling moves the king two squares toward a rook, which jumps over it; neither may have moved.",
             "A fork attacks two pieces at once, and knights are especially good at forks.",
             "A pin stops a piece from moving because a more valuable piece stands behind it.",
             "In the endgame, bring your king to the centre; it becomes a strong piece.",
@@ -517,7 +517,7 @@ TOPICS: tuple[Topic, ...] = (
             "staying motivated",
         ),
         (
-            "Spaced repetition apps show a word just before you would forget it, which makes review efficient.",
+            "Spaced repetition apps show a word just before you would forget it, so review is efficient.",
             "Learn the 1,000 most frequent words first; they cover a large share of everyday speech.",
             "Shadowing, repeating audio right after a native speaker, improves pronunciation and rhythm.",
             "Language exchanges let you practise speaking with native speakers in return for helping them.",
@@ -593,8 +593,8 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "Check the owner's manual for the oil change interval; many modern cars go 10,000 km or more.",
-            "Check tyre pressure when the tyres are cold, using the figures on the sticker inside the driver's door.",
-            "To jump-start, connect red to both positive terminals, then black to the good battery and to bare metal on the dead car.",
+            "Check tyre pressure cold, using the figures on the sticker inside the driver's door.",
+            "To jump-start, connect red to both plus terminals, then black to bare metal on the dead car.",
             "A squeal when braking often means the brake pads' wear indicators are touching the disc.",
             "A steady check-engine light means get the code read soon; a flashing one means stop driving.",
             "Before winter, check the battery, antifreeze and wiper blades, and consider winter tyres.",
@@ -617,9 +617,9 @@ TOPICS: tuple[Topic, ...] = (
             "clear business emails",
         ),
         (
-            "Tailor a cover letter to the job: name the role, show one concrete achievement, and say why this company.",
-            "On a résumé, start bullet points with strong verbs and include numbers, such as 'cut costs by 15%'.",
-            "To get past writer's block, draft quickly and fix it later; drafting and editing are separate jobs.",
+            "Tailor a cover letter: name the role, show one concrete achievement, and say why this company.",
+            "On a résumé, start bullet points with strong verbs and add numbers, like 'cut costs by 15%'.",
+            "To get past writer's block, draft quickly and fix it later; drafting and editing are two jobs.",
             "Read your draft aloud; awkward sentences become obvious when you hear them.",
             "A short story usually centres on one character who wants something and meets an obstacle.",
             "Put the request in the first line of a business email and keep each email to one topic.",
@@ -642,7 +642,7 @@ TOPICS: tuple[Topic, ...] = (
             "photographing birds",
         ),
         (
-            "8x42 binoculars are a popular choice for birding: bright, steady, and with a wide field of view.",
+            "8x42 binoculars are a popular choice for birding: bright, steady and with a wide field of view.",
             "Learn common songs first, like the robin and the blackbird, then add one new species at a time.",
             "A feeder with sunflower seeds, a water dish and native shrubs will attract many garden birds.",
             "Early morning, when birds are most active and singing, is the best time to go birdwatching.",
@@ -693,11 +693,11 @@ TOPICS: tuple[Topic, ...] = (
         ),
         (
             "Fill half your plate with vegetables and fruit at most meals.",
-            "For meal prep, cook a grain, a protein and a tray of roasted vegetables to mix through the week.",
+            "For meal prep, cook a grain, a protein and a tray of roast vegetables to mix through the week.",
             "On a nutrition label, check the serving size first; every other number depends on it.",
             "Beans, lentils, eggs, yoghurt and fish are affordable sources of protein.",
-            "Thirst is a reasonable guide for healthy adults; pale yellow urine suggests you are well hydrated.",
-            "Sugary drinks are the largest source of added sugar for many people, so swapping them helps most.",
+            "Thirst is a fair guide for healthy adults; pale yellow urine suggests you are well hydrated.",
+            "Sugary drinks are the main source of added sugar for many people, so swapping them helps most.",
             "Fibre from whole grains, beans and vegetables keeps you full for longer.",
             "A handful of unsalted nuts makes a filling snack with healthy fats.",
         ),
@@ -852,26 +852,30 @@ class SampleManifest:
 
     seed: int
     n_prompts: int
-    files: tuple[SampleFile, ...]
+    files: tuple[Path, ...]
+    """The paths written."""
+    contents: tuple[SampleFile, ...]
+    """What each file holds, in the order of `files`."""
     trl: TrlCounts
     votes: VoteCounts
     multi_turn_transcripts: int
     """HH records whose prompt holds an earlier Human/Assistant exchange."""
 
     def file(self, name: str) -> SampleFile:
-        """The entry of one file by name."""
-        return next(f for f in self.files if f.name == name)
+        """What the file called `name` holds."""
+        return next(f for f in self.contents if f.name == name)
 
     def bad_row_counts(self) -> dict[str, int]:
         """Planted bad rows per reason code, over all files."""
         counts: dict[str, int] = {}
-        for bad in (b for f in self.files for b in f.bad_rows):
+        for bad in (b for f in self.contents for b in f.bad_rows):
             counts[bad.reason.value] = counts.get(bad.reason.value, 0) + 1
         return dict(sorted(counts.items()))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return dataclasses.asdict(self) | {"bad_row_counts": self.bad_row_counts()}
+        as_dict = dataclasses.asdict(self) | {"bad_row_counts": self.bad_row_counts()}
+        return as_dict | {"files": [str(path) for path in self.files]}
 
 
 @dataclass(frozen=True)
@@ -1124,12 +1128,12 @@ def bad_trl_row(rng: random.Random, prompt: Prompt, reason: Reason) -> bytes:
 def build_trl(
     rng: random.Random, prompts: Sequence[Prompt], bad: Sequence[Prompt]
 ) -> tuple[Built, TrlCounts]:
-    """The TRL file: 4-6 pairs per prompt, a few as messages, ~8% duplicate lines, bad rows."""
+    """The TRL file: 5-7 pairs per prompt, a few as messages, ~8% duplicate lines, bad rows."""
     pairs = []
     for prompt in prompts:
         seen: set[frozenset[str]] = set()
         pairs += [
-            (prompt, *make_pair(rng, prompt.topic, prompt.entity, seen)) for _ in range(rng.randint(4, 6))
+            (prompt, *make_pair(rng, prompt.topic, prompt.entity, seen)) for _ in range(rng.randint(5, 7))
         ]
     n_messages = max(1, round(TRL_MESSAGE_SHARE * len(pairs)))
     as_messages = set(rng.sample(range(len(pairs)), n_messages))
@@ -1141,7 +1145,7 @@ def build_trl(
     accented = [i for i in plain if decomposed(rows[i]) != rows[i]]
     n_copies = round(len(rows) * TRL_DUPLICATE_SHARE / (1 - TRL_DUPLICATE_SHARE))
     unicode_src = rng.sample(accented, min(len(accented), max(1, round(0.2 * n_copies))))
-    rest = [i for i in plain if i not in set(unicode_src)]
+    rest = [i for i in plain if i not in unicode_src]
     n_whitespace = round(0.3 * n_copies)
     other_src = rng.sample(rest, min(len(rest), n_copies - len(unicode_src)))
     whitespace_src, verbatim_src = other_src[:n_whitespace], other_src[n_whitespace:]
@@ -1172,12 +1176,13 @@ def votes_for_pair(
 ) -> list[list[str]]:
     """The votes of one pair with the given voting pattern."""
     topic, entity = prompt.topic, prompt.entity
+    winners: Sequence[str | None]
     if kind in ("conflict", "tie"):
         x, y = close_pair(rng, topic, entity, seen)
-        winners: list[str | None] = [x, y] if kind == "conflict" else [None]
+        winners = (x, y) if kind == "conflict" else (None,)
     else:
         x, y = make_pair(rng, topic, entity, seen)
-        winners = {"single": [x], "unanimous": [x, x, x], "majority": [x, x, y]}[kind]
+        winners = {"single": (x,), "unanimous": (x, x, x), "majority": (x, x, y)}[kind]
     annotators = rng.sample(ANNOTATORS, len(winners))
     return [vote(rng, prompt, x, y, w, ann) for w, ann in zip(winners, annotators, strict=True)]
 
@@ -1216,16 +1221,17 @@ def csv_bytes(rows: Sequence[Sequence[str]]) -> bytes:
 def build_votes(
     rng: random.Random, prompts: Sequence[Prompt], bad: Sequence[Prompt]
 ) -> tuple[Built, VoteCounts]:
-    """The votes file: 2-4 voted pairs per prompt, flipped duplicate votes, bad rows."""
+    """The votes file: 3-4 voted pairs per prompt, flipped duplicate votes, bad rows."""
     kinds = {kind: 0 for kind in VOTE_KINDS}
     rows: list[list[str]] = []
     for prompt in prompts:
         seen: set[frozenset[str]] = set()
-        for kind in rng.choices(list(VOTE_KINDS), weights=list(VOTE_KINDS.values()), k=rng.randint(2, 4)):
+        for kind in rng.choices(list(VOTE_KINDS), weights=list(VOTE_KINDS.values()), k=rng.randint(3, 4)):
             kinds[kind] += 1
             rows += votes_for_pair(rng, prompt, kind, seen)
+    rng.shuffle(rows)
     decided = [i for i, row in enumerate(rows) if row[3] != "tie"]
-    flip_src = rng.sample(decided, max(1, round(VOTE_FLIP_SHARE * len(decided))))
+    flip_src = rng.sample(decided, min(len(decided), max(1, round(VOTE_FLIP_SHARE * len(decided)))))
     copies = [(i, flipped(rows[i])) for i in flip_src]
     bad_rows = [
         (reason, bad_vote(rng, p, reason)) for p, reason in zip(bad, BAD_ROWS[VOTES_FILE], strict=True)
@@ -1300,12 +1306,7 @@ def bad_transcript(rng: random.Random, prompt: Prompt, reason: Reason) -> bytes:
     row = {"chosen": f"{prefix} {chosen}", "rejected": f"{prefix} {rejected}"}
     match reason:
         case Reason.PROMPT_MISMATCH:
-            other = rng.choice(
-                [t for t in TEMPLATES if t.format(entity=last.entity, topic=last.topic.name) != last.text]
-            )
-            row["rejected"] = (
-                f"\n\nHuman: {other.format(entity=last.entity, topic=last.topic.name)}\n\nAssistant: {rejected}"
-            )
+            row["rejected"] = f"\n\nHuman: {last.text} Keep it short.\n\nAssistant: {rejected}"
         case Reason.MISSING_FIELD:
             del row["rejected"]
         case Reason.EMPTY_TEXT:
@@ -1316,13 +1317,13 @@ def bad_transcript(rng: random.Random, prompt: Prompt, reason: Reason) -> bytes:
 
 
 def build_hh(rng: random.Random, prompts: Sequence[Prompt], bad: Sequence[Prompt]) -> tuple[Built, int]:
-    """The HH file: 1-3 records per conversation, some multi-turn; and its multi-turn count."""
+    """The HH file: 2-4 records per conversation, some multi-turn; and its multi-turn count."""
     lines: list[bytes] = []
     multi_turn = 0
     for prompt in prompts:
         prefix, last = conversation(rng, prompt)
         seen: set[frozenset[str]] = set()
-        n = rng.randint(1, 3)
+        n = rng.randint(2, 4)
         multi_turn += n if last is not prompt else 0
         for _ in range(n):
             chosen, rejected = make_pair(rng, last.topic, last.entity, seen)
@@ -1336,12 +1337,12 @@ def build_hh(rng: random.Random, prompts: Sequence[Prompt], bad: Sequence[Prompt
 
 
 def split_prompts(prompts: Sequence[Prompt]) -> dict[str, list[Prompt]]:
-    """The prompts divided among the files by FILE_SHARES, each file getting at least one."""
-    bounds = [0]
+    """The prompts divided among the files in the proportions of FILE_SHARES."""
+    bounds = [0.0]
     for share in FILE_SHARES.values():
         bounds.append(bounds[-1] + share)
     cuts = [round(b * len(prompts)) for b in bounds]
-    return {name: list(prompts[lo:hi]) for name, lo, hi in zip(FILE_SHARES, cuts, cuts[1:], strict=False)}
+    return {name: list(prompts[lo:hi]) for name, lo, hi in zip(FILE_SHARES, cuts[:-1], cuts[1:], strict=True)}
 
 
 def write_sample(out_dir: Path, *, seed: int = 0, n_prompts: int = 400) -> SampleManifest:
@@ -1363,7 +1364,8 @@ def write_sample(out_dir: Path, *, seed: int = 0, n_prompts: int = 400) -> Sampl
     return SampleManifest(
         seed=seed,
         n_prompts=n_prompts,
-        files=tuple(item.file for item in built),
+        files=tuple(out_dir / item.file.name for item in built),
+        contents=tuple(item.file for item in built),
         trl=trl_counts,
         votes=vote_counts,
         multi_turn_transcripts=multi_turn,
@@ -1372,7 +1374,9 @@ def write_sample(out_dir: Path, *, seed: int = 0, n_prompts: int = 400) -> Sampl
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the sample and print its manifest as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m rmcore.data.sample", description=__doc__.splitlines()[2])
+    parser = argparse.ArgumentParser(
+        prog="python -m rmcore.data.sample", description="Write the built-in sample of raw label files."
+    )
     parser.add_argument("out_dir", type=Path, help="folder to write the sample files into")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--prompts", type=int, default=400, help="distinct prompts (default 400)")
