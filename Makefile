@@ -26,6 +26,7 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check rmcore flows tests bench
+	$(BIN)/mypy rmcore flows
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import orjson
 
@@ -64,7 +64,9 @@ def is_gzip(path: Path) -> bool:
 
 def open_binary(path: Path) -> IO[bytes]:
     """The file's decompressed byte stream."""
-    return gzip.open(path, "rb") if is_gzip(path) else path.open("rb")
+    if is_gzip(path):
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
 
 
 def detect_container(path: Path) -> str:
@@ -101,7 +103,7 @@ def records(
         "xlsx": _xlsx,
     }
     with path.open("rb") as raw:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if is_gzip(path) else raw
+        stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if is_gzip(path) else raw
         report = (lambda: on_bytes(raw.tell())) if on_bytes else (lambda: None)
         try:
             yield from readers[kind](stream, report)

@@ -119,11 +119,15 @@ def plan(lake: Lake, inputs: Iterable[str | Path]) -> Plan:
     for name in expand_paths(inputs):
         if name.startswith(HF_PREFIX):
             content_hash = digest(name)
-        elif Path(name).is_file():
-            content_hash = file_hash(Path(name))
-        else:
+        elif not Path(name).is_file():
             result.failed[name] = "no such file or folder"
             continue
+        else:
+            try:
+                content_hash = file_hash(Path(name))
+            except OSError as error:
+                result.failed[name] = f"cannot read: {error.strerror or error}"
+                continue
         if content_hash in done:
             result.skipped.append(name)
         else:

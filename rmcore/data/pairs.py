@@ -113,6 +113,12 @@ def _view(db: duckdb.DuckDBPyConnection, name: str, parts: list[Path], schema: p
         db.register(name, schema.empty_table())
 
 
+def _count(db: duckdb.DuckDBPyConnection, query: str) -> int:
+    row = db.execute(query).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _copy(db: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     with replacing(path) as tmp:
         db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
@@ -136,8 +142,8 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
         db.execute(
             f"CREATE TEMP TABLE aggregated AS {_AGGREGATED.format(split=split_sql('prompt_id', splits))}"
         )
-        summary.comparisons = db.execute("SELECT count(*) FROM comparisons").fetchone()[0]
-        summary.conflicts = db.execute("SELECT count(*) FROM aggregated WHERE conflict").fetchone()[0]
+        summary.comparisons = _count(db, "SELECT count(*) FROM comparisons")
+        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE conflict")
         keep = "NOT conflict" if options.drop_conflicts else "true"
         summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
         for split in SPLITS:
@@ -147,7 +153,7 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
                 f"SELECT * FROM aggregated WHERE split = '{split}' AND {keep} ORDER BY pair_id",
                 path,
             )
-            summary.pairs[split] = db.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchone()[0]
+            summary.pairs[split] = _count(db, f"SELECT count(*) FROM read_parquet('{path}')")
             summary.paths[split] = str(path)
             ranking_path = out / f"rankings_{split}.parquet"
             _copy(
@@ -156,9 +162,7 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
                 f"WHERE len(responses) > 2 AND split = '{split}' ORDER BY ranking_id",
                 ranking_path,
             )
-            summary.rankings[split] = db.execute(
-                f"SELECT count(*) FROM read_parquet('{ranking_path}')"
-            ).fetchone()[0]
+            summary.rankings[split] = _count(db, f"SELECT count(*) FROM read_parquet('{ranking_path}')")
             summary.ranking_paths[split] = str(ranking_path)
         db.close()
     return summary

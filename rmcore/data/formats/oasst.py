@@ -25,7 +25,7 @@ def parse(record: Mapping[str, Any], include_synthetic: bool = False) -> list[Pa
         raise RowRejected(Reason.NOT_AN_OBJECT, "field 'prompt' is not a message object")
     if root.get("synthetic") and not include_synthetic:
         raise RowRejected(Reason.SYNTHETIC, "synthetic tree (pass include_synthetic to ingest it)")
-    rankings = list(_rankings(root, ()))
+    rankings: list[Parsed] = list(_rankings(root, ()))
     if not rankings:
         raise RowRejected(Reason.NO_JUDGMENT, "tree has no message with two ranked replies")
     return rankings
