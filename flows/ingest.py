@@ -16,13 +16,13 @@ from typing import Any
 
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
-from rmcore.data.sample import write_sample
 
 from rmcore.config import Config, load_config
 from rmcore.data.ingest import commit, plan, stage_input
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
 from rmcore.data.report import markdown, write_report
+from rmcore.data.sample import write_sample
 from rmcore.data.stage import StagedFile
 
 
