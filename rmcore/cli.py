@@ -87,9 +87,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{sum(summary.rejected.values())} rejected ({rejected})",
         f"{summary.new_comparisons} new comparisons, {summary.duplicates} duplicates, "
         f"{summary.new_rankings} new rankings, {len(summary.files_skipped)} file(s) already ingested",
-        *(f"failed: {path}: {why}" for path, why in summary.files_failed.items()),
     ]
     _emit(args, result, human)
+    for path, why in summary.files_failed.items():
+        print(f"rmcore ingest: error: {path}: {why}", file=sys.stderr)
     return 1 if summary.files_failed else 0
 
 

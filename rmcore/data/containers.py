@@ -11,6 +11,7 @@ a record that cannot be decoded carries the reason instead of a value.
 import csv
 import gzip
 import io
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ CONTAINERS = ("jsonl", "json", "csv", "parquet", "xlsx")
 _GZIP = b"\x1f\x8b"
 _PARQUET = b"PAR1"
 _ZIP = b"PK\x03\x04"
+_BOM = b"\xef\xbb\xbf"
 _PROGRESS_EVERY = 4096
 
 csv.field_size_limit(1 << 30)
@@ -77,7 +79,7 @@ def detect_container(path: Path) -> str:
         return "parquet"
     if head.startswith(_ZIP):
         return "xlsx"
-    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    stripped = head.removeprefix(_BOM).lstrip(b" \t\r\n")
     if stripped.startswith(b"["):
         return "json"
     if stripped.startswith(b"{"):
@@ -94,7 +96,6 @@ def records(
     path: Path, container: str | None = None, on_bytes: Callable[[int], None] | None = None
 ) -> Iterator[RawRecord]:
     """The raw records of one file. `on_bytes` receives the compressed bytes read so far."""
-    kind = container or detect_container(path)
     readers = {
         "jsonl": _jsonl,
         "json": _json,
@@ -102,13 +103,15 @@ def records(
         "parquet": _parquet,
         "xlsx": _xlsx,
     }
-    with path.open("rb") as raw:
-        stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if is_gzip(path) else raw
-        report = (lambda: on_bytes(raw.tell())) if on_bytes else (lambda: None)
-        try:
+    kind = container or "file"
+    try:
+        kind = container or detect_container(path)
+        with path.open("rb") as raw:
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw)) if is_gzip(path) else raw
+            report = (lambda: on_bytes(raw.tell())) if on_bytes else (lambda: None)
             yield from readers[kind](stream, report)
-        except (OSError, EOFError, ValueError, UnicodeDecodeError) as error:
-            raise UnreadableFile(path, f"cannot read as {kind}: {error}") from error
+    except (OSError, EOFError, ValueError, UnicodeDecodeError, zipfile.BadZipFile) as error:
+        raise UnreadableFile(path, f"cannot read as {kind}: {error}") from error
 
 
 def _suffixes(path: Path) -> set[str]:
@@ -134,6 +137,8 @@ def _decoded(row: int, line: bytes) -> RawRecord:
 
 def _jsonl(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
     for row, line in enumerate(stream, start=1):
+        if row == 1:
+            line = line.removeprefix(_BOM)
         if row % _PROGRESS_EVERY == 0:
             report()
         if line.strip():
@@ -143,7 +148,7 @@ def _jsonl(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]
 
 def _json(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]:
     try:
-        document = orjson.loads(stream.read())
+        document = orjson.loads(stream.read().removeprefix(_BOM))
     except orjson.JSONDecodeError as error:
         raise ValueError(f"invalid JSON document: {error}") from error
     report()

@@ -59,6 +59,20 @@ def optional_number(record: Mapping[str, Any], name: str) -> float | None:
     return number
 
 
+def number_code(value: Any) -> int | None:
+    """A small integer code (a vote or label) from an int, a whole float or a digit string.
+
+    None for anything else (booleans included), so lookups can refuse it by name.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value if isinstance(value, int) else None
+
+
 def label(record: Mapping[str, Any], name: str = "label") -> Label:
     """A pairwise label: a, b or tie (case and surrounding spaces ignored)."""
     value = present(record, name)

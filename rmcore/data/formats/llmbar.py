@@ -16,8 +16,8 @@ def is_llmbar(record: Mapping[str, Any]) -> bool:
 
 def parse(record: Mapping[str, Any]) -> list[Parsed]:
     """One judgment."""
-    value = fields.present(record, "label")
-    if isinstance(value, bool) or value not in _LABELS:
+    value = fields.number_code(fields.present(record, "label"))
+    if value not in _LABELS:
         raise RowRejected(Reason.UNKNOWN_LABEL, f"field 'label' is {value!r}, not 1 or 2")
     return [
         Judgment(

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from rmcore.data import fields
+from rmcore.data.formats.ranking import ranks
 from rmcore.data.records import Message, Parsed, Ranking, Reason, RowRejected
 
 
@@ -38,12 +39,14 @@ def _message(node: Mapping[str, Any]) -> Message:
 def _rankings(node: Mapping[str, Any], path: tuple[Message, ...]) -> Iterator[Ranking]:
     conversation = (*path, _message(node))
     replies = node.get("replies") or []
+    if not isinstance(replies, list) or not all(isinstance(r, Mapping) for r in replies):
+        raise RowRejected(Reason.NOT_AN_OBJECT, "'replies' is not a list of message objects")
     ranked = [r for r in replies if r.get("rank") is not None and not r.get("deleted")]
     if len(ranked) >= 2:
         yield Ranking(
             prompt=conversation,
             responses=tuple(fields.text(r, "text") for r in ranked),
-            ranks=tuple(int(r["rank"]) for r in ranked),
+            ranks=ranks([r["rank"] for r in ranked], len(ranked)),
             category=fields.optional_str(node, "lang"),
         )
     for reply in replies:

@@ -16,7 +16,8 @@ from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRej
 def is_trl(record: Mapping[str, Any]) -> bool:
     """TRL's format: chosen and rejected, with or without an explicit prompt."""
     chosen = record.get("chosen")
-    return "rejected" in record and not (isinstance(chosen, str) and "\n\nAssistant:" in chosen)
+    transcript = isinstance(chosen, str) and "\n\nAssistant:" in chosen
+    return "rejected" in record and ("prompt" in record or not transcript)
 
 
 def is_labelled(record: Mapping[str, Any]) -> bool:

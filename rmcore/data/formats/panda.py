@@ -28,8 +28,8 @@ def instruction_prompt(instruction: str, extra: Any) -> tuple[Message, ...]:
 
 def vote(record: Mapping[str, Any], name: str) -> Label:
     """One annotator's vote as a label."""
-    value = fields.present(record, name)
-    if isinstance(value, bool) or not isinstance(value, int) or value not in _VOTES:
+    value = fields.number_code(fields.present(record, name))
+    if value not in _VOTES:
         raise RowRejected(Reason.UNKNOWN_LABEL, f"field '{name}' is {value!r}, not 0, 1 or 2")
     return _VOTES[value]
 

@@ -28,7 +28,7 @@ def is_tulu(record: Mapping[str, Any]) -> bool:
 def parse(record: Mapping[str, Any]) -> list[Parsed]:
     """One graded judgment."""
     preference = fields.present(record, "preference")
-    if preference not in PREFERENCES:
+    if not isinstance(preference, str) or preference not in PREFERENCES:
         raise RowRejected(
             Reason.UNKNOWN_LABEL,
             f"preference {preference!r} is not one of {', '.join(PREFERENCES)}",

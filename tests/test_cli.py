@@ -1,0 +1,295 @@
+"""The `rmcore` command line, in-process through main(), plus one run of the installed console script."""
+
+import subprocess
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from rmcore.cli import main
+from rmcore.config import SplitConfig
+from rmcore.data.lake import Lake
+from rmcore.data.normalize import prompt_id
+from rmcore.data.records import Message
+from rmcore.data.splits import split_of
+
+ROOT = Path(__file__).resolve().parents[1]
+CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "rmcore"
+
+VOTES = [
+    {
+        "prompt": "Capital of France?",
+        "response_a": "Paris",
+        "response_b": "Lyon",
+        "label": "a",
+        "annotator": "u1",
+    },
+    {
+        "prompt": "Capital of France?",
+        "response_a": "Lyon",
+        "response_b": "Paris",
+        "label": "b",
+        "annotator": "u1",
+    },
+    {
+        "prompt": "Capital of France?",
+        "response_a": "Paris",
+        "response_b": "Lyon",
+        "label": "b",
+        "annotator": "u2",
+    },
+    {"prompt": "2+2?", "response_a": "4", "response_b": "5", "label": "a", "annotator": "u1"},
+    {"prompt": "Colour of the sky?", "response_a": "blue", "response_b": "green", "label": "tie"},
+    {"prompt": "Colour of the sky?", "response_a": "blue", "response_b": "blue ", "label": "a"},
+    {"prompt": "Colour of the sky?", "response_a": "blue", "label": "a"},
+]
+PROMPTS = ("Capital of France?", "2+2?", "Colour of the sky?")
+
+
+def write_votes(tmp_path: Path) -> Path:
+    path = tmp_path / "raw" / "votes.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in VOTES))
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of one in-process command."""
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def last_json(out: str) -> dict[str, Any]:
+    """The JSON object on the last line of `out`."""
+    value = orjson.loads(out.strip().splitlines()[-1])
+    assert isinstance(value, dict)
+    return value
+
+
+def one_line_error(err: str, command: str) -> str:
+    """`err` checked to be exactly one line starting `rmcore COMMAND: error:`, with no traceback."""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"rmcore {command}: error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.fixture
+def lake_dir(tmp_path: Path) -> Path:
+    return tmp_path / "lake"
+
+
+# ---------------------------------------------------------------- ingest
+
+
+def test_ingest_json_summary(tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given 7 rows: 3 votes on one pair (one a flipped duplicate), 1 vote, 1 tie,
+    # 1 pair of identical responses, 1 row missing response_b
+    path = write_votes(tmp_path)
+    # when ingested with --json
+    code, out, err = run(capsys, "ingest", str(path), "--lake", str(lake_dir), "--json")
+    # then exit 0 and the last line is the summary with hand-counted numbers
+    assert (code, err) == (0, "")
+    summary = last_json(out)
+    assert summary["rows_read"] == 7
+    assert summary["accepted"] == 5
+    assert summary["rejected"] == {"identical_responses": 1, "missing_field": 1}
+    assert summary["rejected_total"] == 2
+    assert summary["new_comparisons"] == 4
+    assert summary["duplicates"] == 1
+    assert summary["files_skipped"] == 0
+    assert summary["files_ingested"] == [str(path)]
+    assert summary["files_failed"] == {}
+    assert summary["lake"] == str(lake_dir)
+    # when ingested again, then the file is skipped
+    code, out, _ = run(capsys, "ingest", str(path), "--lake", str(lake_dir), "--json")
+    again = last_json(out)
+    assert (code, again["files_skipped"], again["rows_read"], again["new_comparisons"]) == (0, 1, 0, 0)
+    assert again["skipped_paths"] == [str(path)]
+
+
+def test_ingest_human_summary(tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given the votes file, when ingested without --json, then two readable lines
+    code, out, _ = run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
+    assert code == 0
+    assert out.splitlines() == [
+        f"ingested 1 file(s) into {lake_dir}: 7 rows read, 5 accepted, 2 rejected "
+        "(identical_responses 1, missing_field 1)",
+        "4 new comparisons, 1 duplicates, 0 new rankings, 0 file(s) already ingested",
+    ]
+
+
+def test_ingest_missing_path_fails_with_exit_1(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a good file and a path that does not exist
+    good, missing = write_votes(tmp_path), tmp_path / "nope.jsonl"
+    # when both are ingested
+    code, out, err = run(capsys, "ingest", str(good), str(missing), "--lake", str(lake_dir))
+    # then exit 1, one line names the missing path, no traceback, and the good file is ingested
+    assert code == 1
+    assert f"rmcore ingest: error: {missing}: no such file or folder" in err.splitlines()
+    assert "Traceback" not in out + err
+    assert len(Lake(lake_dir).manifest().files) == 1
+    # and with --json the failure is in the summary
+    code, out, _ = run(capsys, "ingest", str(missing), "--lake", str(lake_dir), "--json")
+    assert code == 1
+    assert last_json(out)["files_failed"] == {str(missing): "no such file or folder"}
+
+
+def test_ingest_failed_input_is_reported_on_stderr(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.jsonl"
+    code, _, err = run(capsys, "ingest", str(missing), "--lake", str(lake_dir))
+    assert code == 1
+    assert str(missing) in err
+
+
+def test_format_override_and_source(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a TRL file
+    path = tmp_path / "trl.jsonl"
+    path.write_bytes(orjson.dumps({"prompt": "Hi", "chosen": "Hello", "rejected": "Bye"}) + b"\n")
+    # when forced to be read as labelled, then its row lacks the labelled fields
+    code, out, _ = run(
+        capsys, "ingest", str(path), "--lake", str(tmp_path / "l1"), "--format", "labelled", "--json"
+    )
+    assert (code, last_json(out)["rejected"]) == (0, {"missing_field": 1})
+    # when read as detected with --source, then its comparison carries that source
+    code, out, _ = run(capsys, "ingest", str(path), "--lake", str(lake_dir), "--source", "team-x", "--json")
+    assert (code, last_json(out)["accepted"]) == (0, 1)
+    (part,) = Lake(lake_dir).parts("comparisons")
+    assert pq.read_table(part).column("source").to_pylist() == ["team-x"]
+
+
+def test_bad_config_is_one_line_error(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a config with two problems
+    config = tmp_path / "bad.yaml"
+    config.write_text("data:\n  colour: blue\n  splits:\n    train: 0.5\n")
+    # when any command uses it, then one error line lists both, exit 1
+    code, out, err = run(
+        capsys, "ingest", str(write_votes(tmp_path)), "--config", str(config), "--lake", str(lake_dir)
+    )
+    assert (code, out) == (1, "")
+    line = one_line_error(err, "ingest")
+    assert "2 problem(s)" in line
+    assert "data.colour" in line
+    assert "data.splits" in line
+
+
+def test_missing_config_file_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "build-pairs", "--config", str(tmp_path / "nope.yaml"))
+    assert code == 1
+    assert "config file not found" in one_line_error(err, "build-pairs")
+
+
+# ---------------------------------------------------------------- build-pairs and data-report
+
+
+def expected_pairs_by_split() -> dict[str, int]:
+    """One pair per prompt of VOTES (identical-response and incomplete rows are rejected)."""
+    counts = Counter(split_of(prompt_id((Message("user", p),)), SplitConfig()) for p in PROMPTS)
+    return {split: counts.get(split, 0) for split in ("train", "validation", "test")}
+
+
+def test_build_pairs_json(tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # given a lake holding the votes (3 pairs: a 1-1 conflict, one vote, one tie)
+    run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
+    # when pairs are built with --json
+    code, out, err = run(capsys, "build-pairs", "--lake", str(lake_dir), "--json")
+    # then pairs by split match split_of of each prompt and each path is a written file
+    assert (code, err) == (0, "")
+    result = last_json(out)
+    assert result["pairs"] == expected_pairs_by_split()
+    assert result["comparisons"] == 4
+    assert result["conflicts"] == 2  # France 1-1 and the single tie
+    assert result["conflicts_dropped"] == 0
+    assert set(result["paths"]) == {"train", "validation", "test"}
+    for split, path in result["paths"].items():
+        assert path == str(lake_dir / "pairs" / f"{split}.parquet")
+        assert pq.read_metadata(path).num_rows == result["pairs"][split]
+    # when built again with --drop-conflicts, then the two conflicts are left out
+    code, out, _ = run(capsys, "build-pairs", "--lake", str(lake_dir), "--drop-conflicts", "--json")
+    dropped = last_json(out)
+    assert (code, dropped["conflicts_dropped"], sum(dropped["pairs"].values())) == (0, 2, 1)
+
+
+def test_build_pairs_on_an_empty_lake_is_one_line_error(
+    lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a lake with nothing ingested, when pairs are built, then one line says what to run
+    code, out, err = run(capsys, "build-pairs", "--lake", str(lake_dir))
+    assert (code, out) == (1, "")
+    assert "rmcore ingest" in one_line_error(err, "build-pairs")
+
+
+def test_data_report_writes_json_and_markdown(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given a lake with pairs built
+    run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
+    run(capsys, "build-pairs", "--lake", str(lake_dir))
+    # when the report is written with --json
+    code, out, err = run(capsys, "data-report", "--lake", str(lake_dir), "--json")
+    # then both files exist and the JSON file holds the printed report's counts
+    assert (code, err) == (0, "")
+    result = last_json(out)
+    json_path, md_path = Path(result["paths"]["json"]), Path(result["paths"]["markdown"])
+    assert (json_path, md_path) == (
+        lake_dir / "reports" / "data_report.json",
+        lake_dir / "reports" / "data_report.md",
+    )
+    report = orjson.loads(json_path.read_bytes())
+    assert (report["rows_read"], report["accepted"]) == (7, 5)
+    assert report["rejected"] == {"identical_responses": 1, "missing_field": 1}
+    assert report["conflicts"] == 2
+    assert report["votes_per_pair"] == {"1": 2, "2": 1}
+    assert report["prompts_in_several_splits"] == 0
+    assert report == {k: v for k, v in result.items() if k != "paths"}
+    assert md_path.read_text(encoding="utf-8").startswith("# rmcore data report")
+    # and without --json the markdown is printed, then where the JSON went
+    code, out, _ = run(capsys, "data-report", "--lake", str(lake_dir))
+    assert code == 0
+    assert out.startswith("# rmcore data report")
+    assert out.strip().splitlines()[-1] == f"written: {json_path}"
+
+
+def test_data_report_before_build_pairs_is_one_line_error(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
+    code, _, err = run(capsys, "data-report", "--lake", str(lake_dir))
+    assert code == 1
+    assert "rmcore build-pairs" in one_line_error(err, "data-report")
+
+
+# ---------------------------------------------------------------- console script
+
+
+@pytest.mark.skipif(not CONSOLE_SCRIPT.exists(), reason=f"console script not installed at {CONSOLE_SCRIPT}")
+def test_console_script(tmp_path: Path, lake_dir: Path) -> None:
+    # given a good file and a missing one
+    good, missing = write_votes(tmp_path), tmp_path / "nope.jsonl"
+    # when the installed `rmcore` ingests both with --json
+    done = subprocess.run(
+        [str(CONSOLE_SCRIPT), "ingest", str(good), str(missing), "--lake", str(lake_dir), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # then the exit status is 1, the last line is the JSON summary, and there is no traceback
+    assert done.returncode == 1, done.stderr
+    summary = last_json(done.stdout)
+    assert (summary["rows_read"], summary["accepted"], summary["new_comparisons"]) == (7, 5, 4)
+    assert summary["files_failed"] == {str(missing): "no such file or folder"}
+    assert "Traceback" not in done.stderr
