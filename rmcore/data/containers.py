@@ -79,6 +79,8 @@ def detect_container(path: Path) -> str:
         return "parquet"
     if head.startswith(_ZIP):
         return "xlsx"
+    if _suffixes(path) & {".jsonl", ".ndjson"}:
+        return "jsonl"
     stripped = head.removeprefix(_BOM).lstrip(b" \t\r\n")
     if stripped.startswith(b"["):
         return "json"
@@ -87,7 +89,7 @@ def detect_container(path: Path) -> str:
         try:
             orjson.loads(first_line)
         except orjson.JSONDecodeError:
-            return "jsonl" if _suffixes(path) & {".jsonl", ".ndjson"} else "json"
+            return "json"
         return "jsonl"
     return "csv"
 

@@ -179,7 +179,7 @@ def stage_input(
 def _new_rows(staged: Path, schema: pa.Schema, key: str, seen: set[str], target: Path) -> int:
     """Copy the staged rows whose `key` the lake does not hold to `target`; how many were new."""
     if not staged.exists():
-        return 0
+        raise FileNotFoundError(f"{staged}: staged table missing; rerun the ingest to stage it again")
     known = pa.array(seen, pa.string())
     out = ParquetParts(target, schema)
     for batch in pq.ParquetFile(staged).iter_batches(batch_size=65_536):
@@ -189,6 +189,46 @@ def _new_rows(staged: Path, schema: pa.Schema, key: str, seen: set[str], target:
     if out.rows:
         seen.update(pq.read_table(target, columns=[key]).column(key).to_pylist())
     return out.rows
+
+
+def _committed_file(
+    lake: Lake, item: StagedFile, seen_comparisons: set[str], seen_rankings: set[str]
+) -> FileEntry:
+    """Publish one staged file's new rows as its lake parts (not yet committed); its entry."""
+    parts = {}
+    new_comparisons = new_rankings = 0
+    if item.comparisons:
+        target = lake.part_path("comparisons", item.content_hash)
+        new_comparisons = _new_rows(
+            item.table("comparisons"), COMPARISONS, "comparison_id", seen_comparisons, target
+        )
+        if new_comparisons:
+            parts["comparisons"] = str(target.relative_to(lake.root))
+    if item.rankings:
+        target = lake.part_path("rankings", item.content_hash)
+        new_rankings = _new_rows(item.table("rankings"), RANKINGS, "ranking_id", seen_rankings, target)
+        if new_rankings:
+            parts["rankings"] = str(target.relative_to(lake.root))
+    if item.rejected:
+        target = lake.part_path("rejects", item.content_hash)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(item.table("rejects"), temporary_path(target))
+        publish(temporary_path(target), target)
+        parts["rejects"] = str(target.relative_to(lake.root))
+    return FileEntry(
+        content_hash=item.content_hash,
+        path=item.path,
+        format=item.format,
+        source=item.source,
+        rows_read=item.rows_read,
+        accepted=item.accepted,
+        rejected=item.rejected,
+        new_comparisons=new_comparisons,
+        duplicates=item.duplicates_in_file + item.comparisons - new_comparisons,
+        new_rankings=new_rankings,
+        ingested_at=item.ingested_at,
+        parts=parts,
+    )
 
 
 def commit(lake: Lake, staged: list[StagedFile]) -> IngestSummary:
@@ -206,50 +246,20 @@ def commit(lake: Lake, staged: list[StagedFile]) -> IngestSummary:
                 summary.files_skipped.append(item.path)
                 continue
             done.add(item.content_hash)
-            parts = {}
-            comparisons_path = lake.part_path("comparisons", item.content_hash)
-            new_comparisons = _new_rows(
-                item.table("comparisons"),
-                COMPARISONS,
-                "comparison_id",
-                seen_comparisons,
-                comparisons_path,
-            )
-            rankings_path = lake.part_path("rankings", item.content_hash)
-            new_rankings = _new_rows(
-                item.table("rankings"), RANKINGS, "ranking_id", seen_rankings, rankings_path
-            )
-            if new_comparisons:
-                parts["comparisons"] = str(comparisons_path.relative_to(lake.root))
-            if new_rankings:
-                parts["rankings"] = str(rankings_path.relative_to(lake.root))
-            if item.table("rejects").exists():
-                rejects_path = lake.part_path("rejects", item.content_hash)
-                rejects_path.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(item.table("rejects"), temporary_path(rejects_path))
-                publish(temporary_path(rejects_path), rejects_path)
-                parts["rejects"] = str(rejects_path.relative_to(lake.root))
-            entry = FileEntry(
-                content_hash=item.content_hash,
-                path=item.path,
-                format=item.format,
-                source=item.source,
-                rows_read=item.rows_read,
-                accepted=item.accepted,
-                rejected=item.rejected,
-                new_comparisons=new_comparisons,
-                duplicates=item.duplicates_in_file + item.comparisons - new_comparisons,
-                new_rankings=new_rankings,
-                ingested_at=item.ingested_at,
-                parts=parts,
-            )
+            entry = _committed_file(lake, item, seen_comparisons, seen_rankings)
             entries.append(entry)
             summary.add(entry)
         if entries:
             lake.commit(Manifest(files=[*manifest.files, *entries]))
-        for item in staged:
-            shutil.rmtree(item.directory, ignore_errors=True)
+        remove_committed_stagings(lake, done)
     return summary
+
+
+def remove_committed_stagings(lake: Lake, committed: set[str]) -> None:
+    """Remove the stagings of committed files, including those a killed run left behind."""
+    for summary in (lake.root / "staging").glob("*/staged.json"):
+        if StagedFile.model_validate_json(summary.read_bytes()).content_hash in committed:
+            shutil.rmtree(summary.parent, ignore_errors=True)
 
 
 def ingest(

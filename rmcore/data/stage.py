@@ -323,7 +323,9 @@ def stage_file(
     on_bytes: Callable[[int], None] | None = None,
 ) -> StagedFile:
     """Stage one local file, or return its finished staging from an earlier, interrupted run."""
-    done = staging_dir(lake, content_hash, config, fmt_name, source) / "staged.json"
+    directory = staging_dir(lake, content_hash, config, fmt_name, source)
+    done = directory / "staged.json"
     if done.exists():
-        return StagedFile.model_validate_json(done.read_bytes())
+        staged = StagedFile.model_validate_json(done.read_bytes())
+        return staged.model_copy(update={"directory": str(directory), "path": str(path)})
     return stage_rows(lake, path, content_hash, records(path, on_bytes=on_bytes), config, fmt_name, source)

@@ -10,8 +10,16 @@ import pytest
 
 
 def _ingest_hf(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "rmcore.cli", "ingest", "hf://Anthropic/hh-rlhf", "--lake",
-               str(tmp_path / "lake"), "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "rmcore.cli",
+        "ingest",
+        "hf://Anthropic/hh-rlhf",
+        "--lake",
+        str(tmp_path / "lake"),
+        "--json",
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
 
 
