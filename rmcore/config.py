@@ -25,6 +25,10 @@ class IngestConfig(Strict):
     """Ingest OpenAssistant trees marked synthetic (quarantined by default)."""
     raw_text_chars: int = Field(2_000, gt=0)
     """How much of a rejected row's raw text the rejects table keeps."""
+    workers: int = Field(0, ge=0)
+    """Processes that stage one large plain JSONL file in parallel chunks (0: one per CPU)."""
+    chunk_bytes: int = Field(64 << 20, gt=0)
+    """Smallest chunk of a file worth a worker process, in bytes."""
 
 
 class SplitConfig(Strict):

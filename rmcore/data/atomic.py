@@ -69,15 +69,14 @@ class ParquetParts:
         self.batch_rows = batch_rows
         self.rows = 0
         self._tmp = temporary_path(path)
-        self._columns: dict[str, list[object]] = {name: [] for name in schema.names}
+        self._rows: list[tuple[object, ...]] = []
         self._writer: pq.ParquetWriter | None = None
 
-    def append(self, row: dict[str, object]) -> None:
-        """Buffer one row; flush a row group when the buffer is full."""
-        for name, column in self._columns.items():
-            column.append(row.get(name))
+    def append(self, row: tuple[object, ...]) -> None:
+        """Buffer one row (values in schema order); flush a row group when the buffer is full."""
+        self._rows.append(row)
         self.rows += 1
-        if len(self._columns[self.schema.names[0]]) >= self.batch_rows:
+        if len(self._rows) >= self.batch_rows:
             self._flush()
 
     def write(self, table: pa.Table) -> None:
@@ -104,10 +103,14 @@ class ParquetParts:
         self._tmp.unlink(missing_ok=True)
 
     def _flush(self) -> None:
-        if not self._columns[self.schema.names[0]]:
+        if not self._rows:
             return
-        self._writer_for().write_table(pa.table(self._columns, schema=self.schema))
-        self._columns = {name: [] for name in self.schema.names}
+        columns = [
+            pa.array(values, type=f.type)
+            for values, f in zip(zip(*self._rows, strict=True), self.schema, strict=True)
+        ]
+        self._writer_for().write_table(pa.Table.from_arrays(columns, schema=self.schema))
+        self._rows = []
 
     def _writer_for(self) -> pq.ParquetWriter:
         if self._writer is None:

@@ -116,6 +116,47 @@ def records(
         raise UnreadableFile(path, f"cannot read as {kind}: {error}") from error
 
 
+def line_offsets(path: Path, parts: int) -> list[tuple[int, int, int]]:
+    """A plain file cut into about `parts` byte ranges at line starts: (start, end, first line number)."""
+    size = path.stat().st_size
+    starts = [0]
+    with path.open("rb") as f:
+        for k in range(1, parts):
+            f.seek(max(k * size // parts, starts[-1]))
+            f.readline()
+            if f.tell() < size and f.tell() > starts[-1]:
+                starts.append(f.tell())
+        ranges, line = [], 1
+        f.seek(0)
+        for start, end in zip(starts, [*starts[1:], size], strict=True):
+            ranges.append((start, end, line))
+            remaining = end - start
+            while remaining:
+                block = f.read(min(remaining, 1 << 24))
+                line += block.count(b"\n")
+                remaining -= len(block)
+    return ranges
+
+
+def jsonl_range(path: Path, start: int, end: int, first_row: int) -> Iterator[RawRecord]:
+    """The JSONL records of the lines in bytes [start, end) of a plain file, numbered from `first_row`."""
+    try:
+        with path.open("rb") as f:
+            f.seek(start)
+            position, row = start, first_row
+            for line in f:
+                if position >= end:
+                    break
+                position += len(line)
+                if row == 1:
+                    line = line.removeprefix(_BOM)
+                if not line.isspace():
+                    yield _decoded(row, line)
+                row += 1
+    except OSError as error:
+        raise UnreadableFile(path, f"cannot read as jsonl: {error}") from error
+
+
 def _suffixes(path: Path) -> set[str]:
     return {s.lower() for s in path.suffixes}
 
@@ -143,7 +184,7 @@ def _jsonl(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecord]
             line = line.removeprefix(_BOM)
         if row % _PROGRESS_EVERY == 0:
             report()
-        if line.strip():
+        if not line.isspace():
             yield _decoded(row, line)
     report()
 
@@ -194,7 +235,7 @@ def _parquet(stream: IO[bytes], report: Callable[[], None]) -> Iterator[RawRecor
     import pyarrow.parquet as pq
 
     row = 0
-    for batch in pq.ParquetFile(stream).iter_batches(batch_size=8192):
+    for batch in pq.ParquetFile(stream, pre_buffer=False).iter_batches(batch_size=8192):
         for value in batch.to_pylist():
             row += 1
             yield RawRecord(row, value)

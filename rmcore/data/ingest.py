@@ -10,11 +10,13 @@ A run killed at any point leaves the committed lake unchanged; rerunning it fini
 """
 
 import hashlib
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -22,6 +24,7 @@ import pyarrow.parquet as pq
 from rmcore.config import IngestConfig
 from rmcore.data.atomic import ParquetParts, publish, temporary_path
 from rmcore.data.containers import RawRecord, UnreadableFile
+from rmcore.data.duck import connect, parquet_list
 from rmcore.data.lake import FileEntry, Lake, Manifest
 from rmcore.data.normalize import digest
 from rmcore.data.schemas import COMPARISONS, RANKINGS
@@ -176,45 +179,74 @@ def stage_input(
     return stage_file(lake, path, content_hash, config, fmt_name, source, progress)
 
 
-def _new_rows(staged: Path, schema: pa.Schema, key: str, seen: set[str], target: Path) -> int:
-    """Copy the staged rows whose `key` the lake does not hold to `target`; how many were new."""
-    if not staged.exists():
-        raise FileNotFoundError(f"{staged}: staged table missing; rerun the ingest to stage it again")
-    known = pa.array(seen, pa.string())
-    out = ParquetParts(target, schema)
-    for batch in pq.ParquetFile(staged).iter_batches(batch_size=65_536):
-        table = pa.Table.from_batches([batch])
-        out.write(table.filter(pc.invert(pc.is_in(table.column(key), value_set=known))))
-    out.close()
-    if out.rows:
-        seen.update(pq.read_table(target, columns=[key]).column(key).to_pylist())
-    return out.rows
+def _known(db: duckdb.DuckDBPyConnection, staged: Path, key: str, parts: list[Path]) -> pa.Array:
+    """The ids of a staged table that already stand in `parts` (a DuckDB semi-join)."""
+    if not parts:
+        return pa.array([], pa.string())
+    query = (
+        f"SELECT {key} FROM read_parquet({parquet_list([staged])}) "
+        f"WHERE {key} IN (SELECT {key} FROM read_parquet({parquet_list(parts)}))"
+    )
+    found: pa.Table = db.sql(query).to_arrow_table()
+    return found.column(0).combine_chunks()
+
+
+def _link(source: Path, target: Path) -> None:
+    """Publish `source` as `target` without copying its bytes where the filesystem allows."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(target)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copyfile(source, tmp)
+    publish(tmp, target)
+
+
+def _publish_new_rows(
+    db: duckdb.DuckDBPyConnection, staged: Path, schema: pa.Schema, key: str, known: list[Path], target: Path
+) -> int:
+    """Publish the rows of a staged table whose `key` no part in `known` holds; how many."""
+    ids = pq.read_table(staged, columns=[key]).column(key)
+    duplicates = _known(db, staged, key, known)
+    if len(duplicates) == 0:
+        _link(staged, target)
+        return len(ids)
+    keep = pc.invert(pc.is_in(ids, value_set=duplicates))
+    new = int(pc.sum(keep).as_py() or 0)
+    if new:
+        out, offset = ParquetParts(target, schema), 0
+        for batch in pq.ParquetFile(staged, pre_buffer=False).iter_batches(batch_size=8192):
+            out.write(pa.Table.from_batches([batch]).filter(keep.slice(offset, batch.num_rows)))
+            offset += batch.num_rows
+        out.close()
+    return new
 
 
 def _committed_file(
-    lake: Lake, item: StagedFile, seen_comparisons: set[str], seen_rankings: set[str]
+    lake: Lake, db: duckdb.DuckDBPyConnection, item: StagedFile, known: dict[str, list[Path]]
 ) -> FileEntry:
-    """Publish one staged file's new rows as its lake parts (not yet committed); its entry."""
-    parts = {}
-    new_comparisons = new_rankings = 0
-    if item.comparisons:
-        target = lake.part_path("comparisons", item.content_hash)
-        new_comparisons = _new_rows(
-            item.table("comparisons"), COMPARISONS, "comparison_id", seen_comparisons, target
-        )
-        if new_comparisons:
-            parts["comparisons"] = str(target.relative_to(lake.root))
-    if item.rankings:
-        target = lake.part_path("rankings", item.content_hash)
-        new_rankings = _new_rows(item.table("rankings"), RANKINGS, "ranking_id", seen_rankings, target)
-        if new_rankings:
-            parts["rankings"] = str(target.relative_to(lake.root))
-    if item.rejected:
-        target = lake.part_path("rejects", item.content_hash)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(item.table("rejects"), temporary_path(target))
-        publish(temporary_path(target), target)
-        parts["rejects"] = str(target.relative_to(lake.root))
+    """Publish one staged file's new rows as its lake parts (not yet committed); its entry.
+
+    `known` holds, per table, the committed parts and those this commit published before.
+    """
+    parts: dict[str, list[str]] = {}
+    added = {"comparisons": 0, "rankings": 0}
+    for table, schema, key in (
+        ("comparisons", COMPARISONS, "comparison_id"),
+        ("rankings", RANKINGS, "ranking_id"),
+    ):
+        for chunk, staged in enumerate(item.tables(table)):
+            target = lake.part_path(table, item.content_hash, chunk)
+            new = _publish_new_rows(db, staged, schema, key, known[table], target)
+            if new:
+                added[table] += new
+                known[table].append(target)
+                parts.setdefault(table, []).append(str(target.relative_to(lake.root)))
+    for chunk, staged in enumerate(item.tables("rejects")):
+        target = lake.part_path("rejects", item.content_hash, chunk)
+        _link(staged, target)
+        parts.setdefault("rejects", []).append(str(target.relative_to(lake.root)))
     return FileEntry(
         content_hash=item.content_hash,
         path=item.path,
@@ -223,9 +255,9 @@ def _committed_file(
         rows_read=item.rows_read,
         accepted=item.accepted,
         rejected=item.rejected,
-        new_comparisons=new_comparisons,
-        duplicates=item.duplicates_in_file + item.comparisons - new_comparisons,
-        new_rankings=new_rankings,
+        new_comparisons=added["comparisons"],
+        duplicates=item.duplicates_in_file + item.comparisons - added["comparisons"],
+        new_rankings=added["rankings"],
         ingested_at=item.ingested_at,
         parts=parts,
     )
@@ -237,18 +269,21 @@ def commit(lake: Lake, staged: list[StagedFile]) -> IngestSummary:
     with lake.locked():
         manifest = lake.manifest()
         lake.vacuum(manifest)
-        seen_comparisons = lake.column("comparisons", "comparison_id", manifest)
-        seen_rankings = lake.column("rankings", "ranking_id", manifest)
+        known = {table: lake.parts(table, manifest) for table in ("comparisons", "rankings")}
         done = manifest.hashes()
         entries = []
-        for item in staged:
-            if item.content_hash in done:
-                summary.files_skipped.append(item.path)
-                continue
-            done.add(item.content_hash)
-            entry = _committed_file(lake, item, seen_comparisons, seen_rankings)
-            entries.append(entry)
-            summary.add(entry)
+        db = connect(lake.root / ".duckdb")
+        try:
+            for item in staged:
+                if item.content_hash in done:
+                    summary.files_skipped.append(item.path)
+                    continue
+                done.add(item.content_hash)
+                entry = _committed_file(lake, db, item, known)
+                entries.append(entry)
+                summary.add(entry)
+        finally:
+            db.close()
         if entries:
             lake.commit(Manifest(files=[*manifest.files, *entries]))
         remove_committed_stagings(lake, done)

@@ -43,7 +43,7 @@ class FileEntry(BaseModel):
     duplicates: int
     new_rankings: int
     ingested_at: str
-    parts: dict[str, str] = Field(default_factory=dict)
+    parts: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Manifest(BaseModel):
@@ -85,14 +85,14 @@ class Lake:
         """Make `manifest` (and so every part it lists) the lake's state, atomically."""
         write_text(self.manifest_path, manifest.model_dump_json(indent=1))
 
-    def part_path(self, table: str, content_hash: str) -> Path:
-        """Where the part of `table` written for one ingested file lives."""
-        return self.root / table / f"{content_hash}.parquet"
+    def part_path(self, table: str, content_hash: str, chunk: int) -> Path:
+        """Where one chunk's part of `table`, written for one ingested file, lives."""
+        return self.root / table / f"{content_hash}-{chunk:04d}.parquet"
 
     def parts(self, table: str, manifest: Manifest | None = None) -> list[Path]:
         """The committed parts of `table`, in ingestion order."""
         entries = (manifest or self.manifest()).files
-        return [self.root / e.parts[table] for e in entries if table in e.parts]
+        return [self.root / part for e in entries for part in e.parts.get(table, [])]
 
     def column(self, table: str, name: str, manifest: Manifest | None = None) -> set[str]:
         """Every value of one string column of a table, e.g. its ids, as a set."""
@@ -103,7 +103,7 @@ class Lake:
 
     def vacuum(self, manifest: Manifest) -> list[Path]:
         """Remove parts and temporary files no commit refers to; the removed paths."""
-        referenced = {self.root / p for e in manifest.files for p in e.parts.values()}
+        referenced = {self.root / p for e in manifest.files for parts in e.parts.values() for p in parts}
         removed = []
         for table in TABLES:
             directory = self.root / table

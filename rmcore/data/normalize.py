@@ -15,9 +15,35 @@ _UNIT = "\x1f"
 _RECORD = "\x1e"
 
 
+def _needs_folding(text: str) -> bool:
+    """Whether ASCII `text` has whitespace other than single inner spaces (str.split's set)."""
+    return (
+        text[:1] == " "
+        or text[-1:] == " "
+        or "  " in text
+        or "\n" in text
+        or "\t" in text
+        or "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x1f" in text
+    )
+
+
 def normalized_text(text: str) -> str:
-    """NFC, trimmed, whitespace runs folded to one space."""
-    return " ".join(unicodedata.normalize("NFC", text).split())
+    """NFC, trimmed, whitespace runs folded to one space.
+
+    ASCII text is already NFC, and most of it has no whitespace to fold: that case returns early.
+    """
+    if text.isascii():
+        if not _needs_folding(text):
+            return text
+    else:
+        text = unicodedata.normalize("NFC", text)
+    return " ".join(text.split())
 
 
 def digest(text: str) -> str:

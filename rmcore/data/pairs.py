@@ -18,50 +18,53 @@ import pyarrow as pa
 from rmcore.config import PairsConfig, SplitConfig
 from rmcore.data import schemas
 from rmcore.data.atomic import replacing
+from rmcore.data.duck import connect
 from rmcore.data.lake import Lake
 from rmcore.data.splits import SPLITS, split_sql
 
-_AGGREGATED = """
+_VOTES = """
+CREATE TEMP TABLE aggregated AS
 WITH votes AS (
     SELECT
-        pair_id, prompt_id, prompt, comparison_id, source, category, strength, label,
-        response_a_id <= response_b_id AS a_first,
+        pair_id, prompt_id, comparison_id, source, category, strength, label,
         CASE WHEN label = 'tie' THEN 0.5
              WHEN (label = 'a') = (response_a_id <= response_b_id) THEN 1.0 ELSE 0.0 END AS vote_first,
         CASE WHEN label = 'tie' THEN 0.0
              WHEN (label = 'a') = (response_a_id <= response_b_id) THEN strength
-             ELSE -strength END AS strength_first,
-        CASE WHEN response_a_id <= response_b_id THEN response_a ELSE response_b END AS first_text,
-        CASE WHEN response_a_id <= response_b_id THEN response_b ELSE response_a END AS second_text
+             ELSE -strength END AS strength_first
     FROM comparisons
-), grouped AS (
-    SELECT
-        pair_id,
-        any_value(prompt_id) AS prompt_id,
-        arg_min(prompt, comparison_id) AS prompt,
-        arg_min(first_text, comparison_id) AS first_text,
-        arg_min(second_text, comparison_id) AS second_text,
-        avg(vote_first) AS p_first,
-        count(*)::BIGINT AS n_votes,
-        count_if(label = 'tie')::BIGINT AS ties,
-        CASE WHEN count(strength) = 0 THEN NULL
-             ELSE avg(CASE WHEN strength IS NULL AND label <> 'tie' THEN NULL ELSE strength_first END)
-        END AS margin_first,
-        min(source) AS source,
-        min(category) AS category
-    FROM votes GROUP BY pair_id
 )
 SELECT
-    pair_id, prompt_id, prompt,
-    CASE WHEN p_first >= 0.5 THEN first_text ELSE second_text END AS chosen,
-    CASE WHEN p_first >= 0.5 THEN second_text ELSE first_text END AS rejected,
-    greatest(p_first, 1 - p_first) AS p_chosen,
-    n_votes, ties,
-    CASE WHEN p_first >= 0.5 THEN margin_first ELSE -margin_first END AS margin,
-    p_first = 0.5 AS conflict,
-    source, category,
-    {split} AS split
-FROM grouped
+    pair_id,
+    any_value(prompt_id) AS prompt_id,
+    min(comparison_id) AS representative,
+    avg(vote_first) AS p_first,
+    count(*)::BIGINT AS n_votes,
+    count_if(label = 'tie')::BIGINT AS ties,
+    CASE WHEN count(strength) = 0 THEN NULL
+         ELSE avg(CASE WHEN strength IS NULL AND label <> 'tie' THEN NULL ELSE strength_first END)
+    END AS margin_first,
+    min(source) AS source,
+    min(category) AS category
+FROM votes GROUP BY pair_id
+"""
+
+_PAIRS = """
+SELECT
+    a.pair_id, a.prompt_id, c.prompt,
+    CASE WHEN (a.p_first >= 0.5) = (c.response_a_id <= c.response_b_id)
+         THEN c.response_a ELSE c.response_b END AS chosen,
+    CASE WHEN (a.p_first >= 0.5) = (c.response_a_id <= c.response_b_id)
+         THEN c.response_b ELSE c.response_a END AS rejected,
+    greatest(a.p_first, 1 - a.p_first) AS p_chosen,
+    a.n_votes, a.ties,
+    CASE WHEN a.p_first >= 0.5 THEN a.margin_first ELSE -a.margin_first END AS margin,
+    a.p_first = 0.5 AS conflict,
+    a.source, a.category,
+    '{split}' AS split
+FROM aggregated a JOIN comparisons c ON c.comparison_id = a.representative
+WHERE {split_of} = '{split}' AND {keep}
+ORDER BY a.pair_id
 """
 
 
@@ -95,15 +98,6 @@ def pairs_dir(lake: Lake) -> Path:
     return lake.root / "pairs"
 
 
-def connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB bounded in memory, spilling under `scratch`."""
-    db = duckdb.connect()
-    db.execute("SET memory_limit = '1GB'")
-    db.execute("SET preserve_insertion_order = false")
-    db.execute(f"SET temp_directory = '{scratch}'")
-    return db
-
-
 def _view(db: duckdb.DuckDBPyConnection, name: str, parts: list[Path], schema: pa.Schema) -> None:
     """A view over Parquet parts, or over an empty table of `schema` when there are none."""
     if parts:
@@ -121,7 +115,7 @@ def _count(db: duckdb.DuckDBPyConnection, query: str) -> int:
 
 def _copy(db: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     with replacing(path) as tmp:
-        db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+        db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)")
 
 
 def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsSummary:
@@ -139,20 +133,15 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
         db = connect(scratch)
         _view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
         _view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
-        db.execute(
-            f"CREATE TEMP TABLE aggregated AS {_AGGREGATED.format(split=split_sql('prompt_id', splits))}"
-        )
+        db.execute(_VOTES)
         summary.comparisons = _count(db, "SELECT count(*) FROM comparisons")
-        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE conflict")
-        keep = "NOT conflict" if options.drop_conflicts else "true"
+        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE p_first = 0.5")
+        keep = "a.p_first <> 0.5" if options.drop_conflicts else "true"
         summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
         for split in SPLITS:
             path = out / f"{split}.parquet"
-            _copy(
-                db,
-                f"SELECT * FROM aggregated WHERE split = '{split}' AND {keep} ORDER BY pair_id",
-                path,
-            )
+            split_of = split_sql("a.prompt_id", splits)
+            _copy(db, _PAIRS.format(split=split, split_of=split_of, keep=keep), path)
             summary.pairs[split] = _count(db, f"SELECT count(*) FROM read_parquet('{path}')")
             summary.paths[split] = str(path)
             ranking_path = out / f"rankings_{split}.parquet"

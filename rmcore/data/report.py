@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 
 from rmcore.data.atomic import write_text
+from rmcore.data.duck import connect
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import connect, pairs_dir
+from rmcore.data.pairs import pairs_dir
 from rmcore.data.splits import SPLITS
 
 AGREEMENT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)

@@ -239,7 +239,7 @@ def content(lake: Lake) -> tuple[set[str], list[dict[str, Any]]]:
 def leftovers(lake: Lake) -> list[str]:
     """Files under the lake that no commit refers to: temporaries, orphan parts, staging."""
     manifest = lake.manifest()
-    kept = {lake.root / p for e in manifest.files for p in e.parts.values()} | {lake.manifest_path}
+    kept = {lake.root / p for e in manifest.files for ps in e.parts.values() for p in ps} | {lake.manifest_path}
     return sorted(
         str(p.relative_to(lake.root))
         for p in lake.root.rglob("*")
@@ -280,7 +280,7 @@ def test_ingest_killed_while_staging_or_committing_leaves_the_lake_and_a_rerun_f
         assert Committed.of(lake) == before, f"killed after {delay} s"
     # when it is killed once both files are staged (the commit begins), and once the first
     # file's part is published but not yet committed
-    first_part = lake.part_path("comparisons", file_hash(large.new[0]))
+    first_part = lake.part_path("comparisons", file_hash(large.new[0]), 0)
     for condition in (staged(lake, 2), published(first_part)):
         if kill_when(start(command, tmp_path), tmp_path, condition):
             # then the lake is as it was

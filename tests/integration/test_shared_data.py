@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -415,10 +416,12 @@ def entry(ingested: Ingested, name: str):
 
 
 def rejects_of(ingested: Ingested, name: str) -> set[tuple[str, int]]:
-    part = entry(ingested, name).parts.get("rejects")
-    if part is None:
+    parts = entry(ingested, name).parts.get("rejects", [])
+    if not parts:
         return set()
-    table = pq.read_table(ingested.lake.root / part, columns=["reason", "raw_row"])
+    table = pa.concat_tables(
+        pq.read_table(ingested.lake.root / part, columns=["reason", "raw_row"]) for part in parts
+    )
     return set(zip(table.column("reason").to_pylist(), table.column("raw_row").to_pylist(), strict=True))
 
 
