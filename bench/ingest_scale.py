@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,10 +235,54 @@ def child(source: Path, lake_root: Path, profile: Path | None, preload: Path | N
 # ---------------------------------------------------------------- driver
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants, from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class TreeRss(threading.Thread):
+    """Samples the summed RSS of a process and its descendants (staging workers) every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.peak_mb, self._done = pid, 0.0, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(0.05):
+            self.peak_mb = max(self.peak_mb, sum(_rss_mb(p) for p in _tree(self.pid)))
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+
 def measure(
     source: Path, lake_root: Path, profile: Path | None, preload: Path | None
 ) -> tuple[dict, float, float, float]:
-    """Run the child; its result, wall s, CPU s (user + sys) and peak RSS in MB (wait4)."""
+    """Run the child; its result, wall s, CPU s (user + sys) and peak RSS in MB.
+
+    The peak is the larger of the child's own (wait4) and the sampled sum over the child and its
+    staging worker processes.
+    """
     command = [sys.executable, __file__, "--child", str(source), "--lake", str(lake_root)]
     if profile:
         command += ["--profile", str(profile)]
@@ -247,7 +292,10 @@ def measure(
     begin = time.perf_counter()
     with out_path.open("wb") as out:
         process = subprocess.Popen(command, stdout=out)
+        sampler = TreeRss(process.pid)
+        sampler.start()
         _, status, usage = os.wait4(process.pid, 0)
+        sampler.stop()
         process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - begin
     text = out_path.read_text()
@@ -255,7 +303,8 @@ def measure(
     if process.returncode != 0:
         raise SystemExit(f"ingest child failed with status {process.returncode}:\n{text}")
     result = json.loads(text.strip().splitlines()[-1])
-    return result, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    rss = max(usage.ru_maxrss / 1024, sampler.peak_mb)
+    return result, wall, usage.ru_utime + usage.ru_stime, rss
 
 
 def report(
@@ -286,7 +335,7 @@ def report(
     wall_s, cpu_s = child_s
     print(
         f"   child         wall {wall_s:.1f} s, cpu {cpu_s:.1f} s (user+sys; both incl. start-up), "
-        f"peak RSS {rss:,.0f} MB"
+        f"peak RSS {rss:,.0f} MB (process tree, staging workers included)"
     )
     verdict = "ok" if total <= budget else "MISSED"
     print(

@@ -41,7 +41,6 @@ from rmcore.data.records import Judgment, Label, Message, Ranking, RowRejected
 from rmcore.data.validate import check
 
 FLIPPED: dict[Label, Label] = {"a": "b", "b": "a", "tie": "tie"}
-STAGED_TABLES = ("comparisons", "rankings", "rejects")
 
 
 class StagedFile(BaseModel):
