@@ -239,7 +239,9 @@ def content(lake: Lake) -> tuple[set[str], list[dict[str, Any]]]:
 def leftovers(lake: Lake) -> list[str]:
     """Files under the lake that no commit refers to: temporaries, orphan parts, staging."""
     manifest = lake.manifest()
-    kept = {lake.root / p for e in manifest.files for ps in e.parts.values() for p in ps} | {lake.manifest_path}
+    kept = {lake.root / p for e in manifest.files for ps in e.parts.values() for p in ps} | {
+        lake.manifest_path
+    }
     return sorted(
         str(p.relative_to(lake.root))
         for p in lake.root.rglob("*")
