@@ -3,8 +3,9 @@
 rmcore ingest data/raw --config configs/default.yaml
 """
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -66,32 +67,142 @@ class DataConfig(Strict):
     ingest: IngestConfig = IngestConfig()
     splits: SplitConfig = SplitConfig()
     pairs: PairsConfig = PairsConfig()
+    train: Path | None = None
+    """Training pairs: a pair file in any format ingest reads, or a lake (its train split)."""
+    eval: Path | None = None
+    """Held-out pairs, as for `train`; None: the validation split of `train`'s lake (or data.lake)."""
+
+
+class LoraSettings(Strict):
+    """Low-rank adapters (peft); the scalar reward head always trains and is saved with them."""
+
+    r: int = Field(16, gt=0)
+    """Adapter rank."""
+    alpha: int = Field(32, gt=0)
+    """Adapter scaling numerator (scale = alpha / r)."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the adapter input."""
+    target_modules: list[str] | None = None
+    """Module names to adapt; None: peft's default for the architecture."""
+
+
+class ModelConfig(Strict):
+    """The backbone and how sequences reach it."""
+
+    name_or_path: str = "builtin:minilm"
+    """A local path or Hugging Face id; builtin:minilm is the offline all-MiniLM-L6-v2 package."""
+    max_length: int = Field(256, ge=8)
+    """Tokens per (prompt, response) sequence; the prompt is cut from the left first."""
+    pooling: Literal["auto", "first", "last"] = "auto"
+    """Where the reward is read: first token (encoders), last real token (decoders), or by architecture."""
+    rendering: Literal["auto", "chat", "plain"] = "auto"
+    """Chat template when the tokenizer has one (auto), always, or the documented plain rendering."""
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    """Autocast dtype: bf16 where the hardware has it (CUDA, CPUs with AMX/AVX512-BF16); fp32 weights."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass to save memory."""
+    compile: bool = False
+    """torch.compile the backbone."""
+    lora: LoraSettings | None = None
+    """Train low-rank adapters instead of every weight."""
+
+
+class LossConfig(Strict):
+    """The ranking loss and its terms."""
+
+    pairwise: Literal["bradley_terry", "soft"] = "bradley_terry"
+    """Bradley-Terry NLL on the majority label, or soft labels from annotator agreement (p_chosen)."""
+    margin: bool = False
+    """Subtract each pair's graded margin inside the sigmoid (Llama 2)."""
+    centering: float = Field(0.0, ge=0)
+    """Coefficient of the reward-centering term mean((r_w + r_l)^2)."""
+    listwise: bool = False
+    """Add the Plackett-Luce loss over rankings of K > 2 responses."""
+    group_by_prompt: bool = True
+    """Average a prompt's pairs into one element (InstructGPT), so each prompt weighs the same."""
+
+
+class TrainConfig(Strict):
+    """The optimization."""
+
+    batch_size: int = Field(16, gt=0)
+    """Pairs per optimizer step (accumulated over micro-batches)."""
+    max_tokens: int = Field(16_384, gt=0)
+    """Padded tokens per forward micro-batch."""
+    lr: float = Field(3e-5, gt=0)
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = Field(0.0, ge=0)
+    """AdamW weight decay."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the training pairs (fractions allowed)."""
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    """Share of steps with linear warmup."""
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warmup."""
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping norm."""
+    seed: int = 0
+    """Seed for weights, data order and dropout."""
+    deterministic: bool = False
+    """Use deterministic algorithms (slower)."""
+    keep_prompts_together: bool = True
+    """Keep a prompt's pairs in one optimizer step (InstructGPT)."""
+    eval_every: int = Field(0, ge=0)
+    """Evaluate every N steps (0: at the end of each epoch)."""
+    save_every: int = Field(100, ge=0)
+    """Checkpoint every N steps (0: only at the end)."""
+    early_stopping_patience: int = Field(0, ge=0)
+    """Stop after N evaluations without a better held-out accuracy (0: never)."""
 
 
 class Config(Strict):
     """The whole pipeline's configuration."""
 
     data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    output_dir: Path = Path("runs/latest")
+    """Where training writes checkpoints and the final model."""
 
 
 class ConfigError(Exception):
     """A config file that cannot be used; the message lists every problem."""
 
 
-def load_config(path: Path | None) -> Config:
-    """The config in a YAML file (defaults for everything it leaves out), or the defaults."""
-    if path is None:
-        return Config()
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path} (see configs/default.yaml)")
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from error
+def _with_override(document: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """`document` with one dotted KEY=VALUE set (the value read as YAML: 3e-5, true, a/path)."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. train.lr=3e-5")
+    *parents, leaf = key.strip().split(".")
+    node = document
+    for name in parents:
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {name} is not a group of options")
+        node = child
+    node[leaf] = yaml.safe_load(raw) if raw.strip() else None
+    return document
+
+
+def load_config(path: Path | None, overrides: Sequence[str] = ()) -> Config:
+    """The config in a YAML file (defaults for what it leaves out) with `--set` overrides applied."""
+    document: dict[str, Any] = {}
+    if path is not None:
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path} (see configs/default.yaml)")
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML: {error}") from error
+    for assignment in overrides:
+        document = _with_override(document, assignment)
     try:
         return Config.model_validate(document)
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in error.errors()
         )
-        raise ConfigError(f"{path}: {error.error_count()} problem(s): {problems}") from error
+        where = path or "config"
+        raise ConfigError(f"{where}: {error.error_count()} problem(s): {problems}") from error
