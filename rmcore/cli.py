@@ -128,6 +128,44 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rmcore train` (also `python -m rmcore.train`)."""
+    parser.add_argument("--config", type=Path, help="pipeline config YAML (default: built-in defaults)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, e.g. train.lr=3e-5 (repeatable)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rmcore.train import run
+
+    return run(args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rmcore.evaluate import report_markdown
+    from rmcore.scoring import evaluate_file
+
+    metrics = evaluate_file(args.model, args.pairs, args.split)
+    _emit(args, metrics, [report_markdown(metrics)])
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from rmcore.scoring import score_file
+
+    summary = score_file(args.model, args.input, args.output)
+    _emit(args, summary, [f"scored {summary['rows']} rows -> {summary['output']}"])
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     root = argparse.ArgumentParser(prog="rmcore", description=__doc__.splitlines()[0])
@@ -151,6 +189,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-conflicts", action="store_true", help="leave out pairs with p_chosen = 0.5")
 
     command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
+
+    p = sub.add_parser("train", help="Train a reward model.", description="Train a reward model.")
+    add_train_arguments(p)
+    p.set_defaults(run=cmd_train)
+
+    p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs.")
+    p.add_argument("--model", type=Path, required=True, help="model directory written by rmcore train")
+    p.add_argument("--pairs", type=Path, required=True, help="pair file, lake, or label file")
+    p.add_argument("--split", default="test", help="the lake split to use when --pairs is a lake")
+
+    p = command("score", cmd_score, "Score (prompt, response) rows with a trained model.")
+    p.add_argument("--model", type=Path, required=True, help="model directory written by rmcore train")
+    p.add_argument("input", type=Path, help="JSONL/JSON/CSV/Parquet rows with prompt and response")
+    p.add_argument("--output", type=Path, required=True, help="Parquet (or .jsonl) file to write")
 
     p = command("sample", cmd_sample, "Write the built-in sample of raw label files.")
     p.add_argument("out", type=Path, nargs="?", default=Path("data/raw/sample"), help="output folder")

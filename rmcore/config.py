@@ -121,6 +121,12 @@ class LossConfig(Strict):
     group_by_prompt: bool = True
     """Average a prompt's pairs into one element (InstructGPT), so each prompt weighs the same."""
 
+    @model_validator(mode="after")
+    def _margin_needs_hard_labels(self) -> Self:
+        if self.margin and self.pairwise == "soft":
+            raise ValueError("loss.margin works with pairwise: bradley_terry, not with soft labels")
+        return self
+
 
 class TrainConfig(Strict):
     """The optimization."""

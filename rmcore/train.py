@@ -1,0 +1,572 @@
+"""python -m rmcore.train --config configs/default.yaml [--set KEY=VALUE ...] [--resume] [--json]
+
+Train a reward model r(x, y) by minimizing a ranking loss over human preference pairs.
+
+    build   the reward model, the tokenized examples, the step plan, the optimizer and schedule
+    fit     for each optimizer step: micro-batches -> loss_step -> backward; clip, step, schedule;
+            periodic evaluation, early stopping and atomic checkpoints
+    finish  save the model (safetensors, tokenizer, rmcore.json with reward statistics) and evaluate
+
+`rmcore train` runs the same `main`.
+"""
+
+import argparse
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import torch
+
+from rmcore.config import Config, ConfigError, LossConfig, TrainConfig, load_config
+from rmcore.data.atomic import write_text
+from rmcore.data.pairsets import PairSet, load_pairs
+from rmcore.evaluate import pair_metrics
+from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
+from rmcore.model.losses import LossOut, pair_loss, plackett_luce
+from rmcore.model.reward import RewardModel, build_reward_model, quiet_transformers, rewards
+from rmcore.model.tokenize import encode_many, identical_after_truncation
+
+CHECKPOINTS = "checkpoints"
+MODEL_DIR = "model"
+METADATA = "rmcore.json"
+
+
+class TrainingError(Exception):
+    """Training cannot go on; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- build
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; optionally insist on deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AMX or AVX512-BF16), else None."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return torch.bfloat16 if ("amx_bf16" in flags or "avx512_bf16" in flags) else None
+
+
+@dataclass
+class Examples:
+    """Tokenized training examples and what truncation did to them."""
+
+    items: list[PairExample | RankingExample]
+    pairs: int
+    identical_after_truncation: int
+
+
+def _encode_pairs(rm: RewardModel, pairs: pa.Table) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of every pair's (prompt, chosen) and (prompt, rejected), each prompt rendered once."""
+    prompts = pairs.column("prompt").to_pylist()
+    responses = pairs.column("chosen").to_pylist() + pairs.column("rejected").to_pylist()
+    ids = encode_many(rm, prompts + prompts, responses)
+    return ids[: len(prompts)], ids[len(prompts) :]
+
+
+def build_examples(rm: RewardModel, data: PairSet, listwise: bool) -> Examples:
+    """Token ids of every pair (and, for the listwise loss, every ranking of K > 2).
+
+    Pairs that truncation made identical are counted and left out (PITFALLS 2).
+    """
+    pairs = data.pairs
+    chosen, rejected = _encode_pairs(rm, pairs)
+    items: list[PairExample | RankingExample] = []
+    dropped = 0
+    for prompt_id, c, r, p, m in zip(
+        pairs.column("prompt_id").to_pylist(),
+        chosen,
+        rejected,
+        pairs.column("p_chosen").to_pylist(),
+        pairs.column("margin").to_pylist(),
+        strict=True,
+    ):
+        if identical_after_truncation(c, r):
+            dropped += 1
+            continue
+        items.append(PairExample(prompt_id, c, r, float(p), m))
+    rankings = data.rankings if listwise else data.rankings.slice(0, 0)
+    for row in rankings.select(["prompt_id", "prompt", "responses", "ranks"]).to_pylist():
+        responses = encode_many(rm, [row["prompt"]] * len(row["responses"]), row["responses"])
+        if len({tuple(ids) for ids in responses}) == len(responses):
+            items.append(RankingExample(row["prompt_id"], responses, row["ranks"]))
+    return Examples(items, len(items), dropped)
+
+
+def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters; no weight decay on biases and norms."""
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """The learning-rate multiplier at `step`: linear warmup, then cosine, linear or constant decay."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Warmup then decay, per optimizer step."""
+    warmup = math.ceil(cfg.warmup_ratio * total_steps)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, total_steps, warmup, cfg.schedule)
+    )
+
+
+def build_plan(examples: Examples, cfg: TrainConfig) -> list[list[list[int]]]:
+    """Optimizer steps -> micro-batches -> example indices, over all epochs (fractions allowed)."""
+    plan: list[list[list[int]]] = []
+    epoch = 0
+    while True:
+        steps = plan_batches(
+            examples.items, cfg.batch_size, cfg.max_tokens, cfg.seed + epoch, cfg.keep_prompts_together
+        )
+        remaining = math.ceil(cfg.epochs * len(steps)) - epoch * len(steps)
+        plan.extend(steps[: max(0, remaining)])
+        epoch += 1
+        if remaining <= len(steps):
+            return plan
+
+
+# ---------------------------------------------------------------- the maths of one micro-batch
+
+
+def loss_step(
+    rm: RewardModel, batch: Batch, loss: LossConfig, dtype: torch.dtype | None, device: torch.device
+) -> LossOut:
+    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs."""
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        scores = rewards(rm, batch.input_ids.to(device), batch.attention_mask.to(device))
+    scores = scores.float()
+    batch = batch.to(device)
+    # A ranking's pairs already stand in the pair files: rankings feed only the listwise term.
+    keep = ~batch.pair_from_ranking if batch.pair_from_ranking is not None else slice(None)
+    out = pair_loss(
+        scores[batch.chosen[keep]],
+        scores[batch.rejected[keep]],
+        p_chosen=batch.p_chosen[keep],
+        margin=batch.margin[keep],
+        pair_group=batch.pair_group[keep],
+        kind=loss.pairwise,
+        use_margin=loss.margin,
+        centering=loss.centering,
+        group_normalize=loss.group_by_prompt,
+    )
+    if loss.listwise and batch.rankings:
+        index, lengths = batch.ranking_matrix()
+        listwise = plackett_luce(scores[index], lengths)
+        out = LossOut(out.loss + listwise.loss, {**out.metrics, "loss_pl": listwise.metrics["loss_pl"]})
+    return out
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+@dataclass
+class TrainState:
+    """Where training stands: the next optimizer step, and the best held-out accuracy so far."""
+
+    step: int = 0
+    best_accuracy: float = -1.0
+    evals_without_improvement: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def save_checkpoint(
+    out: Path,
+    rm: RewardModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    state: TrainState,
+) -> Path:
+    """Write checkpoints/step-N atomically (a temporary folder renamed); point `latest` at it."""
+    root = out / CHECKPOINTS
+    final = root / f"step-{state.step:07d}"
+    tmp = root / f".step-{state.step:07d}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    with quiet_transformers():
+        rm.model.save_pretrained(tmp / "weights")
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "state": state.__dict__,
+        },
+        tmp / "trainer.pt",
+    )
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    write_text(root / "latest", final.name)
+    for old in sorted(root.glob("step-*"))[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    """The checkpoint `latest` names, if any."""
+    pointer = out / CHECKPOINTS / "latest"
+    if not pointer.exists():
+        return None
+    path = out / CHECKPOINTS / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def restore(
+    checkpoint: Path,
+    rm: RewardModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> TrainState:
+    """Load weights, optimizer, schedule, RNG and position from a checkpoint; the state to go on from."""
+    from safetensors.torch import load_file
+
+    weights = load_file(checkpoint / "weights" / "model.safetensors")
+    rm.model.load_state_dict(weights, strict=False)
+    saved = torch.load(checkpoint / "trainer.pt", weights_only=False)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    rng = saved["rng"]
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return TrainState(**saved["state"])
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def score_pairs(
+    rm: RewardModel, data: PairSet, max_tokens: int, dtype: torch.dtype | None, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order."""
+    chosen, rejected = _encode_pairs(rm, data.pairs)
+    scores = score_sequences(rm, chosen + rejected, max_tokens, dtype, device)
+    return scores[: len(chosen)], scores[len(chosen) :]
+
+
+@torch.no_grad()
+def score_sequences(
+    rm: RewardModel,
+    sequences: list[list[int]],
+    max_tokens: int,
+    dtype: torch.dtype | None,
+    device: torch.device,
+) -> np.ndarray:
+    """Rewards of token sequences, (n,), batched by length under a padded-token budget."""
+    was_training = rm.model.training
+    rm.model.eval()
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    out = np.zeros(len(sequences), dtype=np.float64)
+    start = 0
+    pad = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
+    while start < len(order):
+        longest, end = 0, start
+        while end < len(order) and max(longest, len(sequences[order[end]])) * (end - start + 1) <= max(
+            max_tokens, len(sequences[order[end]])
+        ):
+            longest = max(longest, len(sequences[order[end]]))
+            end += 1
+        chunk = order[start:end]
+        ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
+        mask = torch.zeros((len(chunk), longest), dtype=torch.long)
+        for row, index in enumerate(chunk):
+            seq = sequences[index]
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            values = rewards(rm, ids.to(device), mask.to(device)).float().cpu().numpy()
+        out[chunk] = values
+        start = end
+    rm.model.train(was_training)
+    return out
+
+
+def evaluate_pairs(
+    rm: RewardModel, data: PairSet, max_tokens: int, dtype: torch.dtype | None, device: torch.device
+) -> dict[str, Any]:
+    """Held-out metrics of the model on a pair set."""
+    chosen, rejected = score_pairs(rm, data, max_tokens, dtype, device)
+    return pair_metrics(chosen, rejected, data.pairs)
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass
+class Run:
+    """Everything `fit` needs, built before step 0."""
+
+    config: Config
+    out: Path
+    rm: RewardModel
+    examples: Examples
+    plan: list[list[list[int]]]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    held_out: PairSet | None
+    device: torch.device
+    dtype: torch.dtype | None
+    log: Callable[[dict[str, Any]], None]
+
+
+def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
+    """Optimizer steps from `state.step` to the end of the plan; the final state."""
+    cfg, loss_cfg = run.config.train, run.config.loss
+    model = run.rm.model
+    model.train()
+    pad = run.rm.tokenizer.pad_token_id if run.rm.tokenizer.pad_token_id is not None else 0
+    side: Literal["left", "right"] = "left" if run.rm.tokenizer.padding_side == "left" else "right"
+    bar = _progress_bar(len(run.plan), state.step, progress)
+    started, pairs_done = time.perf_counter(), 0
+    while state.step < len(run.plan):
+        batches = [collate([run.examples.items[i] for i in mb], pad, side) for mb in run.plan[state.step]]
+        weights = [b.n_groups if loss_cfg.group_by_prompt else b.n_pairs for b in batches]
+        step_pairs = sum(b.n_pairs for b in batches)
+        run.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for batch, weight in zip(batches, weights, strict=True):
+            out = loss_step(run.rm, batch, loss_cfg, run.dtype, run.device)
+            share = weight / sum(weights)
+            if not torch.isfinite(out.loss):
+                raise TrainingError(
+                    f"loss became {out.loss.item()} at step {state.step}; the last good checkpoint is "
+                    f"{latest_checkpoint(run.out)}. Lower train.lr or use model.precision=fp32"
+                )
+            (out.loss * share).backward()
+            for key, value in out.metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * share
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        state.step += 1
+        pairs_done += step_pairs
+        pairs_per_s = pairs_done / max(time.perf_counter() - started, 1e-9)
+        record = {
+            "step": state.step,
+            **totals,
+            "grad_norm": float(grad_norm),
+            "lr": float(run.scheduler.get_last_lr()[0]),
+            "pairs_per_s": pairs_per_s,
+        }
+        state.history.append(record)
+        run.log(record)
+        bar(state.step, totals.get("loss", float("nan")), pairs_per_s)
+        if _stop_after_evaluation(run, state):
+            break
+        if cfg.save_every and state.step % cfg.save_every == 0:
+            save_checkpoint(run.out, run.rm, run.optimizer, run.scheduler, state)
+    return state
+
+
+def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
+    """Evaluate when due; True when early stopping says to stop."""
+    cfg = run.config.train
+    steps_per_epoch = max(1, round(len(run.plan) / run.config.train.epochs))
+    due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
+    if run.held_out is None or not due or state.step == len(run.plan):
+        return False
+    metrics = evaluate_pairs(run.rm, run.held_out, cfg.max_tokens, run.dtype, run.device)
+    run.log({"step": state.step, "eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"]})
+    if metrics["accuracy"] > state.best_accuracy:
+        state.best_accuracy, state.evals_without_improvement = metrics["accuracy"], 0
+        return False
+    state.evals_without_improvement += 1
+    return (
+        bool(cfg.early_stopping_patience) and state.evals_without_improvement >= cfg.early_stopping_patience
+    )
+
+
+def _progress_bar(total: int, start: int, enabled: bool) -> Callable[[int, float, float], None]:
+    if not enabled or not sys.stderr.isatty():
+        return lambda step, loss, rate: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, unit="step", desc="train")
+
+    def update(step: int, loss: float, rate: float) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.4f}", pairs_per_s=f"{rate:.1f}")
+        if step >= total:
+            bar.close()
+
+    return update
+
+
+# ---------------------------------------------------------------- finish
+
+
+def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, Any], data_hash: str) -> Path:
+    """save_pretrained weights (safetensors), tokenizer and rmcore.json, published atomically."""
+    final = out / MODEL_DIR
+    tmp = out / f".{MODEL_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with quiet_transformers():
+        rm.model.save_pretrained(tmp)
+        rm.tokenizer.save_pretrained(tmp)
+    stats = metrics.get("rewards", {}).get("all", {})
+    metadata = {
+        "rendering": rm.rendering,
+        "pooling": rm.pooling,
+        "max_length": rm.max_length,
+        "padding_side": rm.tokenizer.padding_side,
+        "reward_mean": stats.get("mean"),
+        "reward_std": stats.get("std"),
+        "train_data_hash": data_hash,
+        "config": config.model_dump(mode="json"),
+    }
+    (tmp / METADATA).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def train(config: Config, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Build, fit, save and evaluate; the result summary (JSON-ready)."""
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.train.seed, config.train.deterministic)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = autocast_dtype(config.model.precision, device)
+    rm = build_reward_model(config.model)
+    rm.model.to(device)  # type: ignore[arg-type]
+    train_set = load_pairs(config.data.train, "train", config.data, out / "data" / "train")
+    held_out = _held_out(config, out)
+    examples = build_examples(rm, train_set, config.loss.listwise)
+    if not examples.items:
+        raise TrainingError(f"no training pairs in {train_set.origin}")
+    plan = build_plan(examples, config.train)
+    optimizer = build_optimizer(rm.model, config.train)
+    scheduler = build_scheduler(optimizer, config.train, len(plan))
+    state = TrainState()
+    checkpoint = latest_checkpoint(out) if resume else None
+    if resume and checkpoint is None:
+        raise TrainingError(f"--resume: no checkpoint under {out / CHECKPOINTS}; start without --resume")
+    if checkpoint is not None:
+        state = restore(checkpoint, rm, optimizer, scheduler)
+    log_path = out / "metrics.jsonl"
+    if checkpoint is None:
+        log_path.unlink(missing_ok=True)
+
+    def log(record: dict[str, Any]) -> None:
+        with log_path.open("ab") as f:
+            f.write(orjson.dumps(record) + b"\n")
+
+    run = Run(config, out, rm, examples, plan, optimizer, scheduler, held_out, device, dtype, log)
+    started = time.perf_counter()
+    start_step = state.step
+    state = fit(run, state, progress)
+    seconds = time.perf_counter() - started
+    save_checkpoint(out, rm, optimizer, scheduler, state)
+    metrics = evaluate_pairs(rm, held_out, config.train.max_tokens, dtype, device) if held_out else {}
+    model_dir = save_model(out, rm, config, metrics, train_set.content_hash)
+    trained_pairs = sum(
+        pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
+    )
+    return {
+        "model_dir": str(model_dir),
+        "steps": state.step,
+        "train_pairs": examples.pairs,
+        "identical_after_truncation": examples.identical_after_truncation,
+        "train_seconds": seconds,
+        "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
+        "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
+        "device": device.type,
+        "eval": metrics,
+    }
+
+
+def _held_out(config: Config, out: Path) -> PairSet | None:
+    """The evaluation pairs: data.eval, or the validation split of the training lake."""
+    if config.data.eval is not None:
+        return load_pairs(config.data.eval, "validation", config.data, out / "data" / "eval")
+    source = config.data.train
+    if source is not None and not source.is_dir():
+        return None
+    held_out = load_pairs(source, "validation", config.data, out / "data" / "eval")
+    return held_out if held_out.pairs.num_rows else None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train from parsed arguments; errors are one line on stderr, exit status 1."""
+    try:
+        config = load_config(args.config, args.overrides)
+        result = train(config, resume=args.resume, progress=not args.json)
+    except (ConfigError, TrainingError, FileNotFoundError, ValueError, OSError) as error:
+        print(f"rmcore train: error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode())
+    else:
+        accuracy = result["eval"].get("accuracy")
+        print(
+            f"trained {result['steps']} steps on {result['train_pairs']} pairs in "
+            f"{result['train_seconds']:.1f} s ({result['train_pairs_per_s']:.1f} pairs/s, "
+            f"{result['precision']}); held-out accuracy "
+            f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}; model: {result['model_dir']}"
+        )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m rmcore.train` (and torchrun ... -m rmcore.train): the same as `rmcore train`."""
+    from rmcore.cli import add_train_arguments
+
+    parser = argparse.ArgumentParser(prog="rmcore train", description=__doc__.splitlines()[2])
+    add_train_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
