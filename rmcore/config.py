@@ -159,6 +159,8 @@ class TrainConfig(Strict):
     """Checkpoint every N steps (0: only at the end)."""
     early_stopping_patience: int = Field(0, ge=0)
     """Stop after N evaluations without a better held-out accuracy (0: never)."""
+    max_steps: int = Field(0, ge=0)
+    """Stop this invocation after N optimizer steps (0: run the whole plan); --resume goes on from there."""
 
 
 class Config(Strict):

@@ -370,7 +370,8 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
     side: Literal["left", "right"] = "left" if run.rm.tokenizer.padding_side == "left" else "right"
     bar = _progress_bar(len(run.plan), state.step, progress)
     started, pairs_done = time.perf_counter(), 0
-    while state.step < len(run.plan):
+    end = min(len(run.plan), state.step + cfg.max_steps) if cfg.max_steps else len(run.plan)
+    while state.step < end:
         batches = [collate([run.examples.items[i] for i in mb], pad, side) for mb in run.plan[state.step]]
         weights = [b.n_groups if loss_cfg.group_by_prompt else b.n_pairs for b in batches]
         step_pairs = sum(b.n_pairs for b in batches)

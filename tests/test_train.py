@@ -1,0 +1,221 @@
+"""The training loop end to end on a tiny encoder: learning, checkpoints, resume, regression, failures."""
+
+import json
+import random
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rmcore.cli import main as cli
+from rmcore.config import Config, load_config
+from rmcore.data import schemas
+from rmcore.data.normalize import digest
+from rmcore.train import TrainingError, latest_checkpoint, lr_factor, train
+
+GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
+BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
+FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
+
+
+def _pairs(n: int, seed: int, margin: float | None = None) -> pa.Table:
+    """Pairs whose chosen response carries words of GOOD and rejected words of BAD, among filler."""
+    rng = random.Random(seed)
+
+    def response(words: list[str]) -> str:
+        text = rng.sample(FILLER, 5) + rng.sample(words, 2)
+        rng.shuffle(text)
+        return " ".join(text)
+
+    rows = []
+    for i in range(n):
+        prompt = f"question number {i} from set {seed}"
+        prompt_id = digest(prompt)
+        chosen, rejected = response(GOOD), response(BAD)
+        rows.append(
+            {
+                "pair_id": digest(f"{prompt}{chosen}{rejected}"),
+                "prompt_id": prompt_id,
+                "prompt": [{"role": "user", "content": prompt}],
+                "chosen": chosen,
+                "rejected": rejected,
+                "p_chosen": 1.0,
+                "n_votes": 1,
+                "ties": 0,
+                "margin": margin,
+                "conflict": False,
+                "source": "synthetic",
+                "category": None,
+                "split": "train",
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
+
+
+@pytest.fixture(scope="module")
+def pair_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("pairs")
+    pq.write_table(_pairs(192, seed=1), folder / "train.parquet")
+    pq.write_table(_pairs(64, seed=2), folder / "eval.parquet")
+    return folder / "train.parquet", folder / "eval.parquet"
+
+
+def _config(model: Path, train_file: Path, eval_file: Path, out: Path, *extra: str) -> Config:
+    return load_config(
+        None,
+        [
+            f"model.name_or_path={model}",
+            "model.max_length=48",
+            "model.precision=fp32",
+            f"data.train={train_file}",
+            f"data.eval={eval_file}",
+            f"output_dir={out}",
+            "train.batch_size=16",
+            "train.lr=2e-3",
+            "train.epochs=2",
+            "train.save_every=4",
+            *extra,
+        ],
+    )
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(model_dir / "model.safetensors")
+
+
+def test_lr_factor_warms_up_then_decays() -> None:
+    # given 10 steps with 2 of warmup / then the factor rises to 1 and falls to 0 (cosine) or 1 - t
+    assert [lr_factor(s, 10, 2, "cosine") for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    assert lr_factor(6, 10, 2, "cosine") == pytest.approx(0.5)
+    assert lr_factor(6, 10, 2, "linear") == pytest.approx(0.5)
+    assert lr_factor(9, 10, 2, "constant") == 1.0
+
+
+def test_tiny_model_learns_a_synthetic_preference(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given pairs where the chosen response uses "good" words and the rejected one "bad" words
+    config = _config(tiny_encoder_dir, *pair_files, tmp_path / "run", "train.epochs=6")
+
+    # when a tiny encoder trains on them
+    result = train(config, progress=False)
+
+    # then it ranks held-out pairs (new prompts, new word mixes) correctly
+    assert result["eval"]["accuracy"] >= 0.95
+    assert result["identical_after_truncation"] == 0
+    # and the model directory holds safetensors weights, the tokenizer and rmcore's metadata
+    model_dir = Path(result["model_dir"])
+    assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
+    meta = orjson.loads((model_dir / "rmcore.json").read_bytes())
+    assert meta["pooling"] == "first" and meta["max_length"] == 48
+    assert meta["reward_std"] > 0 and meta["train_data_hash"]
+    # and per-step metrics were logged, one line per optimizer step
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    steps = [json.loads(line) for line in lines if "loss" in json.loads(line)]
+    assert [s["step"] for s in steps] == list(range(1, result["steps"] + 1))
+
+
+def test_resume_after_a_stop_equals_an_uninterrupted_run(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given one uninterrupted run
+    whole = train(_config(tiny_encoder_dir, *pair_files, tmp_path / "whole"), progress=False)
+
+    # when the same run stops after 6 steps (checkpointed) and is resumed to the end
+    first = train(_config(tiny_encoder_dir, *pair_files, tmp_path / "split", "train.max_steps=6"), False)
+    assert first["steps"] == 6
+    assert latest_checkpoint(tmp_path / "split") is not None
+    rest = train(_config(tiny_encoder_dir, *pair_files, tmp_path / "split"), resume=True, progress=False)
+
+    # then it ends at the same step with the same weights and the same logged losses
+    assert rest["steps"] == whole["steps"]
+    a, b = _weights(Path(whole["model_dir"])), _weights(Path(rest["model_dir"]))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+    def losses(run: str) -> list[float]:
+        lines = (tmp_path / run / "metrics.jsonl").read_text().splitlines()
+        return [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+
+    assert losses("split") == pytest.approx(losses("whole"), abs=1e-6)
+
+
+def test_fixed_seed_per_step_losses(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given a fixed seed, fp32 and the tiny encoder / when it trains 5 steps
+    train(_config(tiny_encoder_dir, *pair_files, tmp_path / "run", "train.max_steps=5"), progress=False)
+
+    # then the per-step losses are the recorded ones (a change here is a change in training maths)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    losses = [round(json.loads(line)["loss"], 4) for line in lines if "loss" in json.loads(line)]
+    assert losses == pytest.approx(EXPECTED_LOSSES, abs=2e-4)
+
+
+EXPECTED_LOSSES = [0.9678, 2.6753, 1.5061, 1.0124, 2.4241]
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given pairs whose margin is infinite, trained with the margin loss
+    bad = tmp_path / "bad.parquet"
+    good = pq.read_table(pair_files[0]).slice(0, 64)
+    pq.write_table(pa.concat_tables([good, _pairs(64, seed=3, margin=float("inf"))]), bad)
+    config = _config(
+        tiny_encoder_dir, bad, pair_files[1], tmp_path / "run", "loss.margin=true", "train.save_every=1"
+    )
+
+    # when training reaches them / then it stops naming the step and the last good checkpoint
+    with pytest.raises(TrainingError, match="loss became") as error:
+        train(config, progress=False)
+    checkpoint = latest_checkpoint(tmp_path / "run")
+    if checkpoint is not None:
+        assert str(checkpoint) in str(error.value)
+
+
+def test_cli_train_json_summary(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the documented --set keys / when `rmcore train --json` runs
+    train_file, eval_file = pair_files
+    code = cli(
+        [
+            "train",
+            "--set", f"model.name_or_path={tiny_encoder_dir}",
+            "--set", "model.max_length=48",
+            "--set", f"data.train={train_file}",
+            "--set", f"data.eval={eval_file}",
+            "--set", "train.batch_size=32",
+            "--set", "train.lr=1e-3",
+            "--set", "train.epochs=1",
+            "--set", f"output_dir={tmp_path / 'run'}",
+            "--json",
+        ]
+    )  # fmt: skip
+
+    # then the last line is one JSON object with the promised keys
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {"model_dir", "steps", "train_seconds", "train_pairs_per_s", "eval"} <= result.keys()
+    assert {"accuracy", "loss"} <= result["eval"].keys()
+    assert result["steps"] == 6
+
+
+def test_cli_train_refuses_unknown_keys_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # given a misspelt key and a bad value / when train starts / then both are named, before step 0
+    assert cli(["train", "--set", "train.lrr=1", "--set", "model.max_length=2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "train.lrr" in err[0] and "model.max_length" in err[0]
+
+
+def test_resume_without_checkpoint_is_refused(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(_config(tiny_encoder_dir, *pair_files, tmp_path / "run"), resume=True, progress=False)
