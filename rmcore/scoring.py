@@ -32,6 +32,7 @@ class TrainedModel:
     rm: RewardModel
     reward_mean: float | None
     reward_std: float | None
+    dtype: torch.dtype | None
     metadata: dict[str, Any]
 
 
@@ -50,7 +51,9 @@ def load_trained(model_dir: Path) -> TrainedModel:
     rm = build_reward_model(cfg)
     rm.tokenizer.padding_side = meta.get("padding_side", rm.tokenizer.padding_side)
     rm.model.eval()
-    return TrainedModel(rm, meta.get("reward_mean"), meta.get("reward_std"), meta)
+    precision = meta.get("config", {}).get("model", {}).get("precision", "auto")
+    dtype = autocast_dtype(precision, rm.model.device)
+    return TrainedModel(rm, meta.get("reward_mean"), meta.get("reward_std"), dtype, meta)
 
 
 def read_rows(path: Path) -> tuple[list[list[dict[str, str]]], list[str]]:
@@ -73,9 +76,8 @@ def score_rows(
     trained: TrainedModel, prompts: list[list[dict[str, str]]], responses: list[str], max_tokens: int = 16_384
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Raw rewards, and rewards normalized by the held-out mean and std stored with the model."""
-    device = next(trained.rm.model.parameters()).device
-    dtype = autocast_dtype("auto", device)
-    raw = score_sequences(trained.rm, encode_many(trained.rm, prompts, responses), max_tokens, dtype, device)
+    sequences = encode_many(trained.rm, prompts, responses)
+    raw = score_sequences(trained.rm, sequences, max_tokens, trained.dtype, trained.rm.model.device)
     if trained.reward_mean is None or not trained.reward_std:
         return raw, None
     return raw, (raw - trained.reward_mean) / trained.reward_std
@@ -106,7 +108,6 @@ def score_file(model_dir: Path, source: Path, output: Path) -> dict[str, Any]:
 def evaluate_file(model_dir: Path, pairs: Path, split: str = "test") -> dict[str, Any]:
     """Held-out metrics of a trained model on pairs: a pair file, a lake (its `split`), or a label file."""
     trained = load_trained(model_dir)
-    device = next(trained.rm.model.parameters()).device
     with tempfile.TemporaryDirectory(prefix="rmcore-eval-") as scratch:
         data = load_pairs(pairs, split, DataConfig(), Path(scratch) / "lake")
-    return evaluate_pairs(trained.rm, data, 16_384, autocast_dtype("auto", device), device)
+    return evaluate_pairs(trained.rm, data, 16_384, trained.dtype, trained.rm.model.device)

@@ -22,12 +22,14 @@ Both directories load in well under a second; the models run in milliseconds on 
 
 import atexit
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -40,6 +42,8 @@ from transformers import (
 )
 
 from rmcore.config import ModelConfig
+from rmcore.data import schemas
+from rmcore.data.normalize import digest
 from rmcore.model.reward import resolve_model_path
 
 if "PREFECT_HOME" not in os.environ:
@@ -171,3 +175,48 @@ def model_config() -> Callable[..., ModelConfig]:
         return ModelConfig(name_or_path=str(name_or_path), **overrides)
 
     return make
+
+
+GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
+BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
+FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
+
+
+def make_synthetic_pairs(n: int, seed: int, margin: float | None = None) -> pa.Table:
+    """Pairs whose chosen response carries words of GOOD and rejected words of BAD, among filler."""
+    rng = random.Random(seed)
+
+    def response(words: list[str]) -> str:
+        text = rng.sample(FILLER, 5) + rng.sample(words, 2)
+        rng.shuffle(text)
+        return " ".join(text)
+
+    rows = []
+    for i in range(n):
+        prompt = f"question number {i} from set {seed}"
+        prompt_id = digest(prompt)
+        chosen, rejected = response(GOOD), response(BAD)
+        rows.append(
+            {
+                "pair_id": digest(f"{prompt}{chosen}{rejected}"),
+                "prompt_id": prompt_id,
+                "prompt": [{"role": "user", "content": prompt}],
+                "chosen": chosen,
+                "rejected": rejected,
+                "p_chosen": 1.0,
+                "n_votes": 1,
+                "ties": 0,
+                "margin": margin,
+                "conflict": False,
+                "source": "synthetic",
+                "category": None,
+                "split": "train",
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
+
+
+@pytest.fixture(scope="session")
+def synthetic_pairs() -> Callable[..., pa.Table]:
+    """`synthetic_pairs(n, seed, margin=None)`: a pair table a tiny model can learn (GOOD vs BAD words)."""
+    return make_synthetic_pairs

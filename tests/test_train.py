@@ -1,7 +1,7 @@
 """The training loop end to end on a tiny encoder: learning, checkpoints, resume, regression, failures."""
 
 import json
-import random
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -13,54 +13,16 @@ from safetensors.torch import load_file
 
 from rmcore.cli import main as cli
 from rmcore.config import Config, load_config
-from rmcore.data import schemas
-from rmcore.data.normalize import digest
 from rmcore.train import TrainingError, latest_checkpoint, lr_factor, train
-
-GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
-BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
-FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
-
-
-def _pairs(n: int, seed: int, margin: float | None = None) -> pa.Table:
-    """Pairs whose chosen response carries words of GOOD and rejected words of BAD, among filler."""
-    rng = random.Random(seed)
-
-    def response(words: list[str]) -> str:
-        text = rng.sample(FILLER, 5) + rng.sample(words, 2)
-        rng.shuffle(text)
-        return " ".join(text)
-
-    rows = []
-    for i in range(n):
-        prompt = f"question number {i} from set {seed}"
-        prompt_id = digest(prompt)
-        chosen, rejected = response(GOOD), response(BAD)
-        rows.append(
-            {
-                "pair_id": digest(f"{prompt}{chosen}{rejected}"),
-                "prompt_id": prompt_id,
-                "prompt": [{"role": "user", "content": prompt}],
-                "chosen": chosen,
-                "rejected": rejected,
-                "p_chosen": 1.0,
-                "n_votes": 1,
-                "ties": 0,
-                "margin": margin,
-                "conflict": False,
-                "source": "synthetic",
-                "category": None,
-                "split": "train",
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
 
 
 @pytest.fixture(scope="module")
-def pair_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def pair_files(
+    tmp_path_factory: pytest.TempPathFactory, synthetic_pairs: Callable[..., pa.Table]
+) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("pairs")
-    pq.write_table(_pairs(192, seed=1), folder / "train.parquet")
-    pq.write_table(_pairs(64, seed=2), folder / "eval.parquet")
+    pq.write_table(synthetic_pairs(192, seed=1), folder / "train.parquet")
+    pq.write_table(synthetic_pairs(64, seed=2), folder / "eval.parquet")
     return folder / "train.parquet", folder / "eval.parquet"
 
 
@@ -161,12 +123,15 @@ EXPECTED_LOSSES = [0.9678, 2.6753, 1.5061, 1.0124, 2.4241]
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(
-    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+    tiny_encoder_dir: Path,
+    pair_files: tuple[Path, Path],
+    tmp_path: Path,
+    synthetic_pairs: Callable[..., pa.Table],
 ) -> None:
     # given pairs whose margin is infinite, trained with the margin loss
     bad = tmp_path / "bad.parquet"
     good = pq.read_table(pair_files[0]).slice(0, 64)
-    pq.write_table(pa.concat_tables([good, _pairs(64, seed=3, margin=float("inf"))]), bad)
+    pq.write_table(pa.concat_tables([good, synthetic_pairs(64, seed=3, margin=float("inf"))]), bad)
     config = _config(
         tiny_encoder_dir, bad, pair_files[1], tmp_path / "run", "loss.margin=true", "train.save_every=1"
     )

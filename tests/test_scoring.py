@@ -1,0 +1,99 @@
+"""Using a trained model: `rmcore score` rows and `rmcore evaluate` pairs, from the saved directory."""
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from rmcore.cli import main as cli
+from rmcore.config import load_config
+from rmcore.data.pairsets import PairSet
+from rmcore.data.schemas import SPLIT_RANKINGS
+from rmcore.scoring import load_trained, score_file
+from rmcore.train import score_pairs, train
+
+
+@pytest.fixture(scope="module")
+def trained(
+    tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory, synthetic_pairs: Callable[..., pa.Table]
+) -> tuple[Path, Path]:
+    """A tiny model trained for a few steps, and its held-out pair file."""
+    folder = tmp_path_factory.mktemp("scoring")
+    pq.write_table(synthetic_pairs(64, seed=1), folder / "train.parquet")
+    pq.write_table(synthetic_pairs(24, seed=2), folder / "eval.parquet")
+    config = load_config(
+        None,
+        [
+            f"model.name_or_path={tiny_encoder_dir}",
+            "model.max_length=48",
+            "model.precision=fp32",
+            f"data.train={folder / 'train.parquet'}",
+            f"data.eval={folder / 'eval.parquet'}",
+            f"output_dir={folder / 'run'}",
+            "train.lr=1e-3",
+        ],
+    )
+    result = train(config, progress=False)
+    return Path(result["model_dir"]), folder / "eval.parquet"
+
+
+def test_score_writes_raw_and_normalized_rewards_that_match_training_scores(
+    trained: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given the held-out pairs written as (prompt, response) rows, chosen then rejected
+    model_dir, eval_file = trained
+    pairs = pq.read_table(eval_file)
+    rows = [
+        {"prompt": p[0]["content"], "response": r}
+        for column in ("chosen", "rejected")
+        for p, r in zip(pairs.column("prompt").to_pylist(), pairs.column(column).to_pylist(), strict=True)
+    ]
+    source = tmp_path / "rows.jsonl"
+    source.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+    # when they are scored from the saved model directory
+    summary = score_file(model_dir, source, tmp_path / "scores.parquet")
+
+    # then every row has a reward equal to what the reloaded model gives the same pair
+    scores = pq.read_table(tmp_path / "scores.parquet")
+    assert summary["rows"] == scores.num_rows == 2 * pairs.num_rows
+    model = load_trained(model_dir)
+    held_out = PairSet(pairs, SPLIT_RANKINGS.empty_table(), "", "")
+    chosen, rejected = score_pairs(model.rm, held_out, 4096, model.dtype, model.rm.model.device)
+    np.testing.assert_allclose(
+        scores.column("reward").to_numpy(), np.concatenate([chosen, rejected]), atol=1e-5
+    )
+    # and normalized rewards use the held-out mean and std stored with the model
+    raw, normalized = scores.column("reward").to_numpy(), scores.column("reward_normalized").to_numpy()
+    np.testing.assert_allclose(normalized, (raw - model.reward_mean) / model.reward_std, rtol=1e-6)
+
+
+def test_cli_evaluate_and_score(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model_dir, eval_file = trained
+    # when `rmcore evaluate --json` runs on the held-out pair file
+    assert cli(["evaluate", "--model", str(model_dir), "--pairs", str(eval_file), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # then it reports accuracy, loss, calibration and the length baseline
+    assert metrics["n_pairs"] == 24 and 0 <= metrics["accuracy"] <= 1
+    assert {"loss", "calibration", "baselines", "rewards"} <= metrics.keys()
+    # and `rmcore score` on a JSONL file writes JSONL
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps({"prompt": "hello", "response": "a helpful answer"}) + "\n")
+    assert cli(["score", "--model", str(model_dir), str(source), "--output", str(tmp_path / "o.jsonl")]) == 0
+    assert "reward" in json.loads((tmp_path / "o.jsonl").read_text().splitlines()[0])
+
+
+def test_score_refuses_a_directory_without_metadata(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "rows.jsonl"
+    source.write_text(json.dumps({"prompt": "p", "response": "r"}) + "\n")
+    assert cli(["score", "--model", str(tmp_path), str(source), "--output", str(tmp_path / "o.parquet")]) == 1
+    err = capsys.readouterr().err
+    assert "rmcore.json" in err and "Traceback" not in err
