@@ -101,8 +101,6 @@ class ModelConfig(Strict):
     """Autocast dtype: bf16 where the hardware has it (CUDA, CPUs with AMX/AVX512-BF16); fp32 weights."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
-    compile: bool = False
-    """torch.compile the backbone."""
     lora: LoraSettings | None = None
     """Train low-rank adapters instead of every weight."""
 

@@ -86,7 +86,7 @@ def build_reward_model(cfg: ModelConfig) -> RewardModel:
     `cfg.name_or_path`: "builtin:minilm", a local directory or a Hugging Face Hub id. Pooling "auto"
     becomes "first" for encoders and "last" for decoders; rendering "auto" becomes "chat" when the
     tokenizer has a chat template, else "plain". A tokenizer without a pad token gets EOS (or SEP, UNK)
-    as pad; scores never depend on the pad id. `cfg.precision` (autocast), `cfg.compile` and `cfg.lora`
+    as pad; scores never depend on the pad id. `cfg.precision` (autocast) and `cfg.lora`
     are the trainer's to apply: not read here.
     """
     path = resolve_model_path(cfg.name_or_path)
