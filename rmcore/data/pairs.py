@@ -3,7 +3,8 @@
 For a pair with n votes, each vote for response x counts 1, a tie 1/2:
     p_x = (votes for x + ties / 2) / n
 chosen is the response with p >= 1/2 and p_chosen its share (the soft label); an even split
-(p_chosen = 1/2) is a conflict, flagged (and kept unless drop_conflicts). margin is the mean
+(p_chosen = 1/2) is a conflict, flagged (and kept unless drop_conflicts). The vote sums are
+multiples of 1/2, so p_chosen is computed as one exact division. margin is the mean
 graded strength toward chosen over graded votes (ties count 0), or null when no vote is graded.
 Texts come from the pair's comparison with the smallest id, so the result does not depend on
 ingestion order. Rankings of K > 2 responses are written per split beside the pairs.
@@ -38,7 +39,7 @@ SELECT
     pair_id,
     any_value(prompt_id) AS prompt_id,
     min(comparison_id) AS representative,
-    avg(vote_first) AS p_first,
+    sum(vote_first) AS votes_first,
     count(*)::BIGINT AS n_votes,
     count_if(label = 'tie')::BIGINT AS ties,
     CASE WHEN count(strength) = 0 THEN NULL
@@ -52,14 +53,14 @@ FROM votes GROUP BY pair_id
 _PAIRS = """
 SELECT
     a.pair_id, a.prompt_id, c.prompt,
-    CASE WHEN (a.p_first >= 0.5) = (c.response_a_id <= c.response_b_id)
+    CASE WHEN (2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)
          THEN c.response_a ELSE c.response_b END AS chosen,
-    CASE WHEN (a.p_first >= 0.5) = (c.response_a_id <= c.response_b_id)
+    CASE WHEN (2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)
          THEN c.response_b ELSE c.response_a END AS rejected,
-    greatest(a.p_first, 1 - a.p_first) AS p_chosen,
+    greatest(a.votes_first, a.n_votes - a.votes_first) / a.n_votes AS p_chosen,
     a.n_votes, a.ties,
-    CASE WHEN a.p_first >= 0.5 THEN a.margin_first ELSE -a.margin_first END AS margin,
-    a.p_first = 0.5 AS conflict,
+    CASE WHEN 2 * a.votes_first >= a.n_votes THEN a.margin_first ELSE -a.margin_first END AS margin,
+    2 * a.votes_first = a.n_votes AS conflict,
     a.source, a.category,
     '{split}' AS split
 FROM aggregated a JOIN comparisons c ON c.comparison_id = a.representative
@@ -135,8 +136,8 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
         _view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
         db.execute(_VOTES)
         summary.comparisons = _count(db, "SELECT count(*) FROM comparisons")
-        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE p_first = 0.5")
-        keep = "a.p_first <> 0.5" if options.drop_conflicts else "true"
+        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE 2 * votes_first = n_votes")
+        keep = "2 * a.votes_first <> a.n_votes" if options.drop_conflicts else "true"
         summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
         for split in SPLITS:
             path = out / f"{split}.parquet"

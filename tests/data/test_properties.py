@@ -432,10 +432,11 @@ def test_pairs_aggregate_the_unique_votes(tmp_path_factory, contents):
         chosen, rejected = normalized_text(pair["chosen"]), normalized_text(pair["rejected"])
         prompt = " ".join(normalized_text(m["content"]) for m in pair["prompt"])
         votes = by_pair[(prompt, *sorted((chosen, rejected)))]
-        p_first = sum({"a": 1.0, "b": 0.0, "tie": 0.5}[v.label] for v in votes) / len(votes)
+        votes_first = sum({"a": 1.0, "b": 0.0, "tie": 0.5}[v.label] for v in votes)
+        p_first = votes_first / len(votes)
         assert pair["n_votes"] == len(votes)
         assert pair["ties"] == sum(v.label == "tie" for v in votes)
-        assert pair["p_chosen"] == max(p_first, 1 - p_first)
+        assert pair["p_chosen"] == max(votes_first, len(votes) - votes_first) / len(votes)
         assert pair["conflict"] == (p_first == 0.5)
         if p_first != 0.5:
             assert chosen == (min(chosen, rejected) if p_first > 0.5 else max(chosen, rejected))
