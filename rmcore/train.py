@@ -7,38 +7,48 @@ Train a reward model r(x, y) by minimizing a ranking loss over human preference 
             periodic evaluation, early stopping and atomic checkpoints
     finish  save the model (safetensors, tokenizer, rmcore.json with reward statistics) and evaluate
 
-`rmcore train` runs the same `main`.
+`rmcore train` runs the same `main`. Several processes: `torchrun --nproc_per_node N -m rmcore.train
+...` trains with DDP (see rmcore/distributed.py); rank 0 alone writes files and prints. With
+`model.lora` set, peft adapters and the scalar head train; the model directory holds the merged
+full model (loadable without peft) and the adapters + head in `adapter/`.
 """
 
 import argparse
+import contextlib
 import math
 import os
 import random
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from rmcore.config import Config, ConfigError, LossConfig, TrainConfig, load_config
+from rmcore.config import Config, ConfigError, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
 from rmcore.data.atomic import write_text
 from rmcore.data.pairsets import PairSet, load_pairs
+from rmcore.distributed import Dist, init_distributed, shard_step, shutdown
 from rmcore.evaluate import pair_metrics
 from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
 from rmcore.model.losses import LossOut, pair_loss, plackett_luce
-from rmcore.model.reward import RewardModel, build_reward_model, quiet_transformers, rewards
+from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, quiet_transformers, rewards
 from rmcore.model.tokenize import encode_many, identical_after_truncation
 
 CHECKPOINTS = "checkpoints"
 MODEL_DIR = "model"
 METADATA = "rmcore.json"
+ADAPTER_DIR = "adapter"
+"""Inside the model directory, when trained with LoRA: the peft adapters and the scalar head."""
 
 
 class TrainingError(Exception):
@@ -67,6 +77,58 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     return torch.bfloat16 if ("amx_bf16" in flags or "avx512_bf16" in flags) else None
+
+
+def build_model(cfg: ModelConfig) -> RewardModel:
+    """The reward model of `cfg`; with `cfg.lora`, wrapped in peft adapters (see `apply_lora`)."""
+    rm = build_reward_model(cfg)
+    return apply_lora(rm, cfg.lora) if cfg.lora is not None else rm
+
+
+def head_modules(model: nn.Module) -> list[str]:
+    """Names of the modules that turn the backbone's hidden state into the reward.
+
+    The scalar head (`score` of decoders, `classifier` of encoders) and, for encoders with one,
+    the pooler feeding the classifier: freshly initialized or not, they must train and be saved.
+    """
+    names = [name for name in ("score", "classifier") if isinstance(getattr(model, name, None), nn.Module)]
+    base = getattr(model, "base_model", None)
+    if isinstance(getattr(base, "pooler", None), nn.Module):
+        names.append("pooler")
+    return names
+
+
+def apply_lora(rm: RewardModel, settings: LoraSettings) -> RewardModel:
+    """`rm` with its model wrapped by peft LoRA adapters (task SEQ_CLS).
+
+    Only the adapters and the head modules (`head_modules`, as peft `modules_to_save`) train; the
+    rest of the backbone is frozen. PITFALLS 4: a head left out would keep its random weights.
+    """
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        modules_to_save=head_modules(rm.model),
+    )
+    try:
+        with warnings.catch_warnings():  # peft probes a property transformers 5 deprecates
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+            model = get_peft_model(rm.model, config)
+    except ValueError as error:
+        raise TrainingError(
+            f"LoRA cannot adapt {type(rm.model).__name__}: {error}; "
+            "set model.lora.target_modules (e.g. [q_proj, v_proj])"
+        ) from error
+    return RewardModel(cast(Any, model), rm.tokenizer, rm.pooling, rm.rendering, rm.max_length)
+
+
+def is_peft(model: nn.Module) -> bool:
+    """True for a peft-wrapped model."""
+    return hasattr(model, "peft_config") and callable(getattr(model, "merge_and_unload", None))
 
 
 @dataclass
@@ -170,11 +232,14 @@ def build_plan(examples: Examples, cfg: TrainConfig) -> list[list[list[int]]]:
 
 
 def loss_step(
-    rm: RewardModel, batch: Batch, loss: LossConfig, dtype: torch.dtype | None, device: torch.device
+    scorer: nn.Module, batch: Batch, loss: LossConfig, dtype: torch.dtype | None, device: torch.device
 ) -> LossOut:
-    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs."""
+    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs.
+
+    `scorer`: `RewardModule(rm)` or a wrapper of it (DDP): (n, s) ids and mask -> (n,) rewards.
+    """
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        scores = rewards(rm, batch.input_ids.to(device), batch.attention_mask.to(device))
+        scores = scorer(batch.input_ids.to(device), batch.attention_mask.to(device))
     scores = scores.float()
     batch = batch.to(device)
     # A ranking's pairs already stand in the pair files: rankings feed only the listwise term.
@@ -211,12 +276,21 @@ class TrainState:
 
 
 def _rng_state() -> dict[str, Any]:
+    """This process's random generators (CUDA: the current device only)."""
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "cuda": [torch.cuda.get_rng_state()] if torch.cuda.is_available() else [],
     }
+
+
+def _set_rng_state(rng: dict[str, Any]) -> None:
+    random.setstate(rng["python"])
+    np.random.set_state(rng["numpy"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"][0])
 
 
 def save_checkpoint(
@@ -225,8 +299,15 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     state: TrainState,
+    rng_per_rank: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write checkpoints/step-N atomically (a temporary folder renamed); point `latest` at it."""
+    """Write checkpoints/step-N atomically (a temporary folder renamed); point `latest` at it.
+
+    Weights: `save_pretrained` (with LoRA: the adapters and head only; the frozen base is rebuilt
+    from model.name_or_path). `rng_per_rank`: every training process's RNG state (several ranks);
+    default: this process's.
+    """
+    rng = rng_per_rank or [_rng_state()]
     root = out / CHECKPOINTS
     final = root / f"step-{state.step:07d}"
     tmp = root / f".step-{state.step:07d}.tmp"
@@ -238,7 +319,8 @@ def save_checkpoint(
         {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng[0],
+            "rng_per_rank": rng,
             "state": state.__dict__,
         },
         tmp / "trainer.pt",
@@ -265,21 +347,30 @@ def restore(
     rm: RewardModel,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
+    dist: Dist | None = None,
 ) -> TrainState:
-    """Load weights, optimizer, schedule, RNG and position from a checkpoint; the state to go on from."""
+    """Load weights, optimizer, schedule, RNG and position from a checkpoint; the state to go on from.
+
+    Every rank loads the same checkpoint and takes its own RNG state when the checkpoint was written
+    by as many ranks (else rank 0's).
+    """
     from safetensors.torch import load_file
 
-    weights = load_file(checkpoint / "weights" / "model.safetensors")
-    rm.model.load_state_dict(weights, strict=False)
-    saved = torch.load(checkpoint / "trainer.pt", weights_only=False)
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted((checkpoint / "weights").glob("*.safetensors")):
+        weights.update(load_file(file))
+    if is_peft(rm.model):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(rm.model, weights)
+    else:
+        rm.model.load_state_dict(weights, strict=False)
+    saved = torch.load(checkpoint / "trainer.pt", map_location="cpu", weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    rng = saved["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"]:
-        torch.cuda.set_rng_state_all(rng["cuda"])
+    per_rank = saved.get("rng_per_rank") or [saved["rng"]]
+    rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
+    _set_rng_state(per_rank[rank] if len(per_rank) == world else saved["rng"])
     return TrainState(**saved["state"])
 
 
@@ -288,11 +379,27 @@ def restore(
 
 @torch.no_grad()
 def score_pairs(
-    rm: RewardModel, data: PairSet, max_tokens: int, dtype: torch.dtype | None, device: torch.device
+    rm: RewardModel,
+    data: PairSet,
+    max_tokens: int,
+    dtype: torch.dtype | None,
+    device: torch.device,
+    dist: Dist | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order."""
+    """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order.
+
+    With several ranks (`dist`), rank r scores sequences r, r + W, ... and all ranks get every score.
+    """
     chosen, rejected = _encode_pairs(rm, data.pairs)
-    scores = score_sequences(rm, chosen + rejected, max_tokens, dtype, device)
+    sequences = chosen + rejected
+    if dist is None or not dist.enabled:
+        scores = score_sequences(rm, sequences, max_tokens, dtype, device)
+    else:
+        mine = sequences[dist.rank :: dist.world_size]
+        parts = dist.gather(score_sequences(rm, mine, max_tokens, dtype, device))
+        scores = np.zeros(len(sequences), dtype=np.float64)
+        for rank, part in enumerate(parts):
+            scores[rank :: dist.world_size] = part
     return scores[: len(chosen)], scores[len(chosen) :]
 
 
@@ -334,10 +441,15 @@ def score_sequences(
 
 
 def evaluate_pairs(
-    rm: RewardModel, data: PairSet, max_tokens: int, dtype: torch.dtype | None, device: torch.device
+    rm: RewardModel,
+    data: PairSet,
+    max_tokens: int,
+    dtype: torch.dtype | None,
+    device: torch.device,
+    dist: Dist | None = None,
 ) -> dict[str, Any]:
-    """Held-out metrics of the model on a pair set."""
-    chosen, rejected = score_pairs(rm, data, max_tokens, dtype, device)
+    """Held-out metrics of the model on a pair set (with `dist`: scored by all ranks, on all ranks)."""
+    chosen, rejected = score_pairs(rm, data, max_tokens, dtype, device, dist)
     return pair_metrics(chosen, rejected, data.pairs)
 
 
@@ -351,6 +463,8 @@ class Run:
     config: Config
     out: Path
     rm: RewardModel
+    scorer: nn.Module
+    """`RewardModule(rm)`, wrapped in DDP with several ranks: what the loss calls."""
     examples: Examples
     plan: list[list[list[int]]]
     optimizer: torch.optim.Optimizer
@@ -359,40 +473,58 @@ class Run:
     device: torch.device
     dtype: torch.dtype | None
     log: Callable[[dict[str, Any]], None]
+    dist: Dist = field(default_factory=Dist)
 
 
 def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
-    """Optimizer steps from `state.step` to the end of the plan; the final state."""
-    cfg, loss_cfg = run.config.train, run.config.loss
-    model = run.rm.model
-    model.train()
+    """Optimizer steps from `state.step` to the end of the plan; the final state.
+
+    Each rank runs its share of the step's micro-batches (`shard_step`; a rank without one runs a
+    zero-weight micro-batch so it still joins the all-reduce). A micro-batch's loss is scaled by its
+    weight (pairs, or prompt groups when group-normalized) over the whole step's, times the world
+    size since DDP averages gradients over ranks: the summed gradient is the single-process one.
+    """
+    cfg, loss_cfg, dist = run.config.train, run.config.loss, run.dist
+    run.rm.model.train()
     pad = run.rm.tokenizer.pad_token_id if run.rm.tokenizer.pad_token_id is not None else 0
     side: Literal["left", "right"] = "left" if run.rm.tokenizer.padding_side == "left" else "right"
-    bar = _progress_bar(len(run.plan), state.step, progress)
+    prompt_ids = [example.prompt_id for example in run.examples.items]
+    bar = _progress_bar(len(run.plan), state.step, progress and dist.is_main)
     started, pairs_done = time.perf_counter(), 0
     end = min(len(run.plan), state.step + cfg.max_steps) if cfg.max_steps else len(run.plan)
     while state.step < end:
-        batches = [collate([run.examples.items[i] for i in mb], pad, side) for mb in run.plan[state.step]]
-        weights = [b.n_groups if loss_cfg.group_by_prompt else b.n_pairs for b in batches]
-        step_pairs = sum(b.n_pairs for b in batches)
+        step = run.plan[state.step]
+        mine = shard_step(step, prompt_ids, dist.rank, dist.world_size)
+        batches = [collate([run.examples.items[i] for i in mb], pad, side) for mb in mine]
+        weights = [float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) for b in batches]
+        if not batches:  # fewer prompt groups than ranks: join the gradient all-reduce with weight 0
+            batches, weights = [collate([run.examples.items[step[0][0]]], pad, side)], [0.0]
+        total = dist.sum(sum(weights)) or 1.0
         run.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
-        for batch, weight in zip(batches, weights, strict=True):
-            out = loss_step(run.rm, batch, loss_cfg, run.dtype, run.device)
-            share = weight / sum(weights)
-            if not torch.isfinite(out.loss):
-                raise TrainingError(
-                    f"loss became {out.loss.item()} at step {state.step}; the last good checkpoint is "
-                    f"{latest_checkpoint(run.out)}. Lower train.lr or use model.precision=fp32"
-                )
-            (out.loss * share).backward()
+        bad: float | None = None
+        for k, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
+            share = weight / total
+            with _gradient_sync(run.scorer, last=k == len(batches) - 1):
+                out = loss_step(run.scorer, batch, loss_cfg, run.dtype, run.device)
+                (out.loss * (share * dist.world_size)).backward()
+            if not torch.isfinite(out.loss) and bad is None:
+                bad = out.loss.item()
+            if weight == 0:
+                continue
             for key, value in out.metrics.items():
                 totals[key] = totals.get(key, 0.0) + value * share
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+        totals, bad = _reduce_step(dist, totals, bad)
+        if bad is not None:
+            raise TrainingError(
+                f"loss became {bad} at step {state.step}; the last good checkpoint is "
+                f"{latest_checkpoint(run.out)}. Lower train.lr or use model.precision=fp32"
+            )
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.rm.model.parameters(), cfg.max_grad_norm)
         run.optimizer.step()
         run.scheduler.step()
         state.step += 1
-        pairs_done += step_pairs
+        pairs_done += sum(pair_count(run.examples.items[i]) for mb in step for i in mb)
         pairs_per_s = pairs_done / max(time.perf_counter() - started, 1e-9)
         record = {
             "step": state.step,
@@ -407,8 +539,40 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
         if _stop_after_evaluation(run, state):
             break
         if cfg.save_every and state.step % cfg.save_every == 0:
-            save_checkpoint(run.out, run.rm, run.optimizer, run.scheduler, state)
+            checkpoint(run, state)
     return state
+
+
+def _gradient_sync(scorer: nn.Module, last: bool) -> contextlib.AbstractContextManager[Any]:
+    """DDP all-reduces gradients on a step's last backward only (`no_sync` before it)."""
+    if isinstance(scorer, DistributedDataParallel) and not last:
+        return scorer.no_sync()
+    return contextlib.nullcontext()
+
+
+def _reduce_step(
+    dist: Dist, totals: dict[str, float], bad: float | None
+) -> tuple[dict[str, float], float | None]:
+    """The step's metrics summed over ranks, and the first non-finite loss any rank saw."""
+    if not dist.enabled:
+        return totals, bad
+    summed: dict[str, float] = {}
+    first_bad: float | None = None
+    for rank_totals, rank_bad in dist.gather((totals, bad)):
+        for key, value in rank_totals.items():
+            summed[key] = summed.get(key, 0.0) + value
+        first_bad = rank_bad if first_bad is None else first_bad
+    return summed, first_bad
+
+
+def checkpoint(run: Run, state: TrainState) -> Path | None:
+    """Every rank's RNG state to rank 0, which writes the checkpoint; its path there (None elsewhere)."""
+    rng = run.dist.gather(_rng_state())
+    path = None
+    if run.dist.is_main:
+        path = save_checkpoint(run.out, run.rm, run.optimizer, run.scheduler, state, rng)
+    run.dist.barrier()
+    return path
 
 
 def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
@@ -418,7 +582,7 @@ def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
     due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
     if run.held_out is None or not due or state.step == len(run.plan):
         return False
-    metrics = evaluate_pairs(run.rm, run.held_out, cfg.max_tokens, run.dtype, run.device)
+    metrics = evaluate_pairs(run.rm, run.held_out, cfg.max_tokens, run.dtype, run.device, run.dist)
     run.log({"step": state.step, "eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"]})
     if metrics["accuracy"] > state.best_accuracy:
         state.best_accuracy, state.evals_without_improvement = metrics["accuracy"], 0
@@ -449,11 +613,21 @@ def _progress_bar(total: int, start: int, enabled: bool) -> Callable[[int, float
 
 
 def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, Any], data_hash: str) -> Path:
-    """save_pretrained weights (safetensors), tokenizer and rmcore.json, published atomically."""
+    """save_pretrained weights (safetensors), tokenizer and rmcore.json, published atomically.
+
+    A LoRA model is saved twice: its adapters and head (peft `save_pretrained`) in `adapter/`, and
+    merged into the backbone (`merge_and_unload`) as the directory's full model, which plain
+    transformers, `build_reward_model` and `rmcore score` load without peft. `rm.model` becomes the
+    merged model (the same rewards, up to float rounding).
+    """
     final = out / MODEL_DIR
     tmp = out / f".{MODEL_DIR}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
+    lora = is_peft(rm.model)
     with quiet_transformers():
+        if lora:
+            rm.model.save_pretrained(tmp / ADAPTER_DIR)
+            rm.model = cast(Any, rm.model).merge_and_unload()
         rm.model.save_pretrained(tmp)
         rm.tokenizer.save_pretrained(tmp)
     stats = metrics.get("rewards", {}).get("all", {})
@@ -465,6 +639,7 @@ def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, An
         "reward_mean": stats.get("mean"),
         "reward_std": stats.get("std"),
         "train_data_hash": data_hash,
+        "lora_adapter": ADAPTER_DIR if lora else None,
         "config": config.model_dump(mode="json"),
     }
     (tmp / METADATA).write_bytes(orjson.dumps(metadata, option=orjson.OPT_INDENT_2))
@@ -474,16 +649,28 @@ def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, An
 
 
 def train(config: Config, resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Build, fit, save and evaluate; the result summary (JSON-ready)."""
+    """Build, fit, save and evaluate; the result summary (JSON-ready).
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this; the process group lives for this call.
+    """
+    dist = init_distributed()
+    try:
+        return _train(config, dist, resume, progress)
+    finally:
+        shutdown(dist)
+
+
+def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str, Any]:
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(config.train.seed, config.train.deterministic)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = dist.device
     dtype = autocast_dtype(config.model.precision, device)
-    rm = build_reward_model(config.model)
+    rm = build_model(config.model)
     rm.model.to(device)  # type: ignore[arg-type]
-    train_set = load_pairs(config.data.train, "train", config.data, out / "data" / "train")
-    held_out = _held_out(config, out)
+    scratch = out / "data" if dist.is_main else out / "data" / f"rank-{dist.rank}"
+    train_set = load_pairs(config.data.train, "train", config.data, scratch / "train")
+    held_out = _held_out(config, scratch)
     examples = build_examples(rm, train_set, config.loss.listwise)
     if not examples.items:
         raise TrainingError(f"no training pairs in {train_set.origin}")
@@ -491,27 +678,36 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> dict[s
     optimizer = build_optimizer(rm.model, config.train)
     scheduler = build_scheduler(optimizer, config.train, len(plan))
     state = TrainState()
-    checkpoint = latest_checkpoint(out) if resume else None
-    if resume and checkpoint is None:
+    checkpoint_dir = latest_checkpoint(out) if resume else None
+    if resume and checkpoint_dir is None:
         raise TrainingError(f"--resume: no checkpoint under {out / CHECKPOINTS}; start without --resume")
-    if checkpoint is not None:
-        state = restore(checkpoint, rm, optimizer, scheduler)
+    if checkpoint_dir is not None:
+        state = restore(checkpoint_dir, rm, optimizer, scheduler, dist)
+    elif dist.enabled:
+        torch.manual_seed(config.train.seed + dist.rank)  # same weights (built above), own dropout
     log_path = out / "metrics.jsonl"
-    if checkpoint is None:
+    if checkpoint_dir is None and dist.is_main:
         log_path.unlink(missing_ok=True)
 
     def log(record: dict[str, Any]) -> None:
-        with log_path.open("ab") as f:
-            f.write(orjson.dumps(record) + b"\n")
+        if dist.is_main:
+            with log_path.open("ab") as f:
+                f.write(orjson.dumps(record) + b"\n")
 
-    run = Run(config, out, rm, examples, plan, optimizer, scheduler, held_out, device, dtype, log)
+    scorer = wrap_model(rm, dist)
+    run = Run(
+        config, out, rm, scorer, examples, plan, optimizer, scheduler, held_out, device, dtype, log, dist
+    )
     started = time.perf_counter()
     start_step = state.step
     state = fit(run, state, progress)
     seconds = time.perf_counter() - started
-    save_checkpoint(out, rm, optimizer, scheduler, state)
-    metrics = evaluate_pairs(rm, held_out, config.train.max_tokens, dtype, device) if held_out else {}
-    model_dir = save_model(out, rm, config, metrics, train_set.content_hash)
+    checkpoint(run, state)
+    metrics = evaluate_pairs(rm, held_out, config.train.max_tokens, dtype, device, dist) if held_out else {}
+    model_dir = out / MODEL_DIR
+    if dist.is_main:
+        save_model(out, rm, config, metrics, train_set.content_hash)
+    dist.barrier()
     trained_pairs = sum(
         pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
     )
@@ -524,18 +720,28 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> dict[s
         "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
         "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
         "device": device.type,
+        "world_size": dist.world_size,
         "eval": metrics,
     }
 
 
-def _held_out(config: Config, out: Path) -> PairSet | None:
+def wrap_model(rm: RewardModel, dist: Dist) -> nn.Module:
+    """`RewardModule(rm)`; with several ranks wrapped in DDP (rank 0's weights broadcast to all)."""
+    module = RewardModule(rm)
+    if not dist.enabled:
+        return module
+    device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
+
+
+def _held_out(config: Config, scratch: Path) -> PairSet | None:
     """The evaluation pairs: data.eval, or the validation split of the training lake."""
     if config.data.eval is not None:
-        return load_pairs(config.data.eval, "validation", config.data, out / "data" / "eval")
+        return load_pairs(config.data.eval, "validation", config.data, scratch / "eval")
     source = config.data.train
     if source is not None and not source.is_dir():
         return None
-    held_out = load_pairs(source, "validation", config.data, out / "data" / "eval")
+    held_out = load_pairs(source, "validation", config.data, scratch / "eval")
     return held_out if held_out.pairs.num_rows else None
 
 
@@ -545,8 +751,12 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.overrides)
         result = train(config, resume=args.resume, progress=not args.json)
     except (ConfigError, TrainingError, FileNotFoundError, ValueError, OSError) as error:
-        print(f"rmcore train: error: {error}", file=sys.stderr)
+        rank = os.environ.get("RANK", "0")
+        where = f" (rank {rank})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
+        print(f"rmcore train{where}: error: {error}", file=sys.stderr)
         return 1
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode())
     else:

@@ -1,0 +1,281 @@
+"""Multi-process training: how a step's micro-batches are shared, and torchrun (gloo, 2 CPU processes)
+giving the weights of one process.
+
+python -m pytest tests/test_distributed.py
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from rmcore.config import Config, load_config
+from rmcore.data import schemas
+from rmcore.data.normalize import digest
+from rmcore.data.pairsets import load_pairs
+from rmcore.distributed import Dist, init_distributed, shard_step
+from rmcore.train import build_examples, build_model, build_plan, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- sharing one step between ranks
+
+
+def test_a_step_with_enough_micro_batches_is_dealt_round_robin() -> None:
+    # given 5 micro-batches of one prompt each
+    step = [[0], [1], [2], [3], [4]]
+    prompts = ["a", "b", "c", "d", "e"]
+
+    # when 2 ranks share them / then rank 0 takes micro-batches 0, 2, 4 and rank 1 takes 1, 3
+    assert shard_step(step, prompts, 0, 2) == [[0], [2], [4]]
+    assert shard_step(step, prompts, 1, 2) == [[1], [3]]
+
+
+def test_one_micro_batch_is_split_between_prompt_groups_never_inside_one() -> None:
+    # given one micro-batch whose examples belong to prompts a, b, a, c (a's two pairs apart)
+    step = [[0, 1, 2, 3]]
+    prompts = ["a", "b", "a", "c"]
+
+    # when 2 ranks share it / then the groups [0, 2], [1], [3] are halved: 2 groups, then 1
+    assert shard_step(step, prompts, 0, 2) == [[0, 2, 1]]
+    assert shard_step(step, prompts, 1, 2) == [[3]]
+
+
+def test_the_widest_micro_batch_is_halved_until_every_rank_has_one() -> None:
+    # given micro-batches [0, 1, 2] (prompts a, b, c) and [3] (prompt d), and 4 ranks
+    step = [[0, 1, 2], [3]]
+    prompts = ["a", "b", "c", "d"]
+
+    # when they are shared / then [0, 1, 2] -> [0, 1] + [2], then [0, 1] -> [0] + [1]
+    shares = [shard_step(step, prompts, rank, 4) for rank in range(4)]
+    assert shares == [[[0]], [[1]], [[2]], [[3]]]
+
+
+def test_a_rank_gets_nothing_when_the_step_has_fewer_prompt_groups_than_ranks() -> None:
+    # given a step holding the two pairs of one prompt / when 2 ranks share it
+    # then rank 0 runs it whole and rank 1 gets nothing (it runs a zero-weight micro-batch)
+    assert shard_step([[0, 1]], ["a", "a"], 0, 2) == [[0, 1]]
+    assert shard_step([[0, 1]], ["a", "a"], 1, 2) == []
+
+
+def test_every_example_is_run_once_by_exactly_one_rank() -> None:
+    # given random steps of random prompt groups
+    rng = random.Random(0)
+    for _ in range(200):
+        prompts = [rng.choice("abcdef") for _ in range(rng.randint(1, 12))]
+        order = list(range(len(prompts)))
+        rng.shuffle(order)
+        cuts = sorted(rng.sample(range(1, len(order)), rng.randint(0, len(order) - 1)))
+        step = [order[a:b] for a, b in zip([0, *cuts], [*cuts, len(order)], strict=True)]
+        world = rng.randint(1, 5)
+
+        # when the ranks take their shares
+        shares = [shard_step(step, prompts, rank, world) for rank in range(world)]
+
+        # then each example is in exactly one micro-batch
+        seen = sorted(i for share in shares for mb in share for i in mb)
+        assert seen == sorted(order)
+        # and a prompt's examples within one planned micro-batch stay with one rank
+        owner = {i: rank for rank, share in enumerate(shares) for mb in share for i in mb}
+        for mb in step:
+            for prompt in {prompts[i] for i in mb}:
+                assert len({owner[i] for i in mb if prompts[i] == prompt}) == 1
+        # and one rank alone (world 1) gets the plan's micro-batches unchanged
+        assert shard_step(step, prompts, 0, 1) == step
+
+
+def test_without_torchrun_there_is_one_process_and_no_group() -> None:
+    # given no torchrun variables / when the trainer asks where it stands / then rank 0 of 1
+    dist = init_distributed({})
+    assert (dist.rank, dist.world_size, dist.enabled, dist.is_main) == (0, 1, False, True)
+    assert dist.sum(2.5) == 2.5 and dist.gather("x") == ["x"]
+    assert Dist().device.type == "cpu"
+
+
+# ---------------------------------------------------------------- torchrun, 2 processes, gloo
+
+GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
+BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
+FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
+
+
+def _pairs(prompts: int, seed: int) -> pa.Table:
+    """Chosen responses use GOOD words, rejected BAD ones; every third prompt has two pairs."""
+    rng = random.Random(seed)
+
+    def response(words: list[str]) -> str:
+        text = rng.sample(FILLER, rng.randint(2, 8)) + rng.sample(words, 2)
+        rng.shuffle(text)
+        return " ".join(text)
+
+    rows = []
+    for i in range(prompts):
+        prompt = f"question number {i} from set {seed}"
+        for _ in range(2 if i % 3 == 0 else 1):
+            chosen, rejected = response(GOOD), response(BAD)
+            rows.append(
+                {
+                    "pair_id": digest(f"{prompt}{chosen}{rejected}"),
+                    "prompt_id": digest(prompt),
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "p_chosen": 1.0,
+                    "n_votes": 1,
+                    "ties": 0,
+                    "margin": None,
+                    "conflict": False,
+                    "source": "synthetic",
+                    "category": None,
+                    "split": "train",
+                }
+            )
+    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The tiny encoder without dropout (ranks draw other masks than one process), and pair files."""
+    folder = tmp_path_factory.mktemp("distributed")
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_encoder_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
+    )
+    model.save_pretrained(folder / "model")
+    AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(folder / "model")
+    pq.write_table(_pairs(14, seed=1), folder / "train.parquet")  # 19 pairs
+    pq.write_table(_pairs(6, seed=2), folder / "eval.parquet")
+    return {"model": folder / "model", "train": folder / "train.parquet", "eval": folder / "eval.parquet"}
+
+
+def _overrides(setup: dict[str, Path], out: Path) -> list[str]:
+    return [
+        f"model.name_or_path={setup['model']}",
+        "model.max_length=48",
+        "model.precision=fp32",
+        f"data.train={setup['train']}",
+        f"data.eval={setup['eval']}",
+        "loss.centering=0.01",  # without it the classifier bias has a zero gradient (see _assert_same)
+        "train.batch_size=8",
+        "train.max_tokens=200",
+        "train.epochs=2",
+        "train.lr=2e-3",
+        "train.save_every=2",
+        "train.eval_every=2",
+        f"output_dir={out}",
+    ]
+
+
+def _config(setup: dict[str, Path], out: Path) -> Config:
+    return load_config(None, _overrides(setup, out))
+
+
+def _torchrun(setup: dict[str, Path], out: Path, *extra: str, resume: bool = False) -> dict[str, object]:
+    """`torchrun --nproc_per_node 2 -m rmcore.train ... [--resume] --json` on CPU (gloo); its summary."""
+    sets = [arg for item in [*_overrides(setup, out), *extra] for arg in ("--set", item)]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [*command, "-m", "rmcore.train", *sets, *(["--resume"] if resume else []), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, done.stdout  # rank 0 alone prints
+    result: dict[str, object] = json.loads(lines[0])
+    return result
+
+
+def _steps(out: Path) -> list[tuple[int, float, float]]:
+    """(step, loss, gradient norm) of each logged optimizer step."""
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    return [(r["step"], r["loss"], r["grad_norm"]) for r in records if "loss" in r]
+
+
+def _assert_same_weights(a_dir: Path, b_dir: Path) -> None:
+    """Equal weights within 1e-4, except the attention key biases.
+
+    A key bias adds q.b_k to every score of a query's softmax, which the softmax ignores: its gradient
+    is exactly zero in exact arithmetic, float noise in practice, and AdamW's normalization turns
+    noise into lr-sized steps that differ between any two summation orders.
+    """
+    a, b = load_file(a_dir / "model.safetensors"), load_file(b_dir / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        if not name.endswith("attention.self.key.bias"):
+            torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-4, msg=name)
+
+
+@pytest.fixture(scope="module")
+def one_process(setup: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("one_process")
+    return train(_config(setup, out), progress=False) | {"out": out}
+
+
+def test_the_plan_exercises_every_way_of_sharing_a_step(setup: dict[str, Path], tmp_path: Path) -> None:
+    # given the plan of the torchrun runs below (every rank builds the same one)
+    config = _config(setup, tmp_path)
+    rm = build_model(config.model)
+    examples = build_examples(rm, load_pairs(config.data.train, "train", config.data, tmp_path), False)
+    plan = build_plan(examples, config.train)
+    prompts = [e.prompt_id for e in examples.items]
+
+    # then it has steps of 3 micro-batches (2 for rank 0, 1 for rank 1), a step of one micro-batch
+    # split between prompts, and a step of one prompt (rank 1 runs a zero-weight micro-batch)
+    groups = [len({prompts[i] for mb in step for i in mb}) for step in plan]
+    assert any(len(step) == 3 for step in plan)
+    assert any(len(step) == 1 and g >= 2 for step, g in zip(plan, groups, strict=True))
+    assert any(g == 1 for g in groups)
+    assert len(plan) == 6
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_weights_of_one(
+    setup: dict[str, Path], one_process: dict[str, object], tmp_path: Path
+) -> None:
+    # given one process trained in this process (fixture) / when torchrun trains 2 processes (gloo)
+    two = _torchrun(setup, tmp_path / "two")
+
+    # then both ran the same steps and logged (rank 0 alone) the same losses and gradient norms: the
+    # norm catches a wrong loss scale, which AdamW's updates would hide
+    assert two["steps"] == one_process["steps"] == 6 and two["world_size"] == 2
+    one, two_steps = _steps(Path(str(one_process["out"]))), _steps(tmp_path / "two")
+    assert [s for s, _, _ in two_steps] == [1, 2, 3, 4, 5, 6]
+    assert [loss for _, loss, _ in two_steps] == pytest.approx([loss for _, loss, _ in one], abs=1e-5)
+    assert [norm for _, _, norm in two_steps] == pytest.approx([norm for _, _, norm in one], abs=1e-4)
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(two["model_dir"])))
+    # and the held-out evaluation (scored half by each rank) agrees
+    one_eval, two_eval = one_process["eval"], two["eval"]
+    assert isinstance(one_eval, dict) and isinstance(two_eval, dict)
+    assert two_eval["accuracy"] == one_eval["accuracy"]
+    assert two_eval["loss"] == pytest.approx(one_eval["loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_two_processes_resume_where_they_stopped(
+    setup: dict[str, Path], one_process: dict[str, object], tmp_path: Path
+) -> None:
+    # given 2 processes stopped after 3 steps (the checkpoint of step 2, then the final one of 3)
+    first = _torchrun(setup, tmp_path / "run", "train.max_steps=3")
+    assert first["steps"] == 3
+
+    # when 2 processes resume from it (each loads the same checkpoint)
+    rest = _torchrun(setup, tmp_path / "run", resume=True)
+
+    # then they end where one uninterrupted process ends
+    assert rest["steps"] == 6
+    assert [s for s, _, _ in _steps(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(rest["model_dir"])))
