@@ -182,41 +182,48 @@ BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy
 FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
 
 
-def make_synthetic_pairs(n: int, seed: int, margin: float | None = None) -> pa.Table:
-    """Pairs whose chosen response carries words of GOOD and rejected words of BAD, among filler."""
+def make_synthetic_pairs(
+    n: int, seed: int, margin: float | None = None, filler: int | tuple[int, int] = 5, two_every: int = 0
+) -> pa.Table:
+    """Pairs for `n` prompts whose chosen response carries GOOD words and rejected BAD ones, among filler.
+
+    `filler` is how many filler words a response has (or a (low, high) range); with `two_every`, every
+    such prompt (0, k, 2k, ...) gets two pairs, so prompt groups of several pairs occur.
+    """
     rng = random.Random(seed)
 
     def response(words: list[str]) -> str:
-        text = rng.sample(FILLER, 5) + rng.sample(words, 2)
+        count = filler if isinstance(filler, int) else rng.randint(*filler)
+        text = rng.sample(FILLER, count) + rng.sample(words, 2)
         rng.shuffle(text)
         return " ".join(text)
 
     rows = []
     for i in range(n):
         prompt = f"question number {i} from set {seed}"
-        prompt_id = digest(prompt)
-        chosen, rejected = response(GOOD), response(BAD)
-        rows.append(
-            {
-                "pair_id": digest(f"{prompt}{chosen}{rejected}"),
-                "prompt_id": prompt_id,
-                "prompt": [{"role": "user", "content": prompt}],
-                "chosen": chosen,
-                "rejected": rejected,
-                "p_chosen": 1.0,
-                "n_votes": 1,
-                "ties": 0,
-                "margin": margin,
-                "conflict": False,
-                "source": "synthetic",
-                "category": None,
-                "split": "train",
-            }
-        )
+        for _ in range(2 if two_every and i % two_every == 0 else 1):
+            chosen, rejected = response(GOOD), response(BAD)
+            rows.append(
+                {
+                    "pair_id": digest(f"{prompt}{chosen}{rejected}"),
+                    "prompt_id": digest(prompt),
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": chosen,
+                    "rejected": rejected,
+                    "p_chosen": 1.0,
+                    "n_votes": 1,
+                    "ties": 0,
+                    "margin": margin,
+                    "conflict": False,
+                    "source": "synthetic",
+                    "category": None,
+                    "split": "train",
+                }
+            )
     return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
 
 
 @pytest.fixture(scope="session")
 def synthetic_pairs() -> Callable[..., pa.Table]:
-    """`synthetic_pairs(n, seed, margin=None)`: a pair table a tiny model can learn (GOOD vs BAD words)."""
+    """`synthetic_pairs(n, seed, ...)`: a pair table a tiny model can learn (see make_synthetic_pairs)."""
     return make_synthetic_pairs

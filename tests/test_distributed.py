@@ -9,6 +9,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -19,8 +20,6 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmcore.config import Config, load_config
-from rmcore.data import schemas
-from rmcore.data.normalize import digest
 from rmcore.data.pairsets import load_pairs
 from rmcore.distributed import Dist, init_distributed, shard_step
 from rmcore.train import build_examples, build_model, build_plan, train
@@ -103,47 +102,11 @@ def test_without_torchrun_there_is_one_process_and_no_group() -> None:
 
 # ---------------------------------------------------------------- torchrun, 2 processes, gloo
 
-GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
-BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
-FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
-
-
-def _pairs(prompts: int, seed: int) -> pa.Table:
-    """Chosen responses use GOOD words, rejected BAD ones; every third prompt has two pairs."""
-    rng = random.Random(seed)
-
-    def response(words: list[str]) -> str:
-        text = rng.sample(FILLER, rng.randint(2, 8)) + rng.sample(words, 2)
-        rng.shuffle(text)
-        return " ".join(text)
-
-    rows = []
-    for i in range(prompts):
-        prompt = f"question number {i} from set {seed}"
-        for _ in range(2 if i % 3 == 0 else 1):
-            chosen, rejected = response(GOOD), response(BAD)
-            rows.append(
-                {
-                    "pair_id": digest(f"{prompt}{chosen}{rejected}"),
-                    "prompt_id": digest(prompt),
-                    "prompt": [{"role": "user", "content": prompt}],
-                    "chosen": chosen,
-                    "rejected": rejected,
-                    "p_chosen": 1.0,
-                    "n_votes": 1,
-                    "ties": 0,
-                    "margin": None,
-                    "conflict": False,
-                    "source": "synthetic",
-                    "category": None,
-                    "split": "train",
-                }
-            )
-    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
-
 
 @pytest.fixture(scope="module")
-def setup(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def setup(
+    tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory, synthetic_pairs: Callable[..., pa.Table]
+) -> dict[str, Path]:
     """The tiny encoder without dropout (ranks draw other masks than one process), and pair files."""
     folder = tmp_path_factory.mktemp("distributed")
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -151,8 +114,9 @@ def setup(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     )
     model.save_pretrained(folder / "model")
     AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(folder / "model")
-    pq.write_table(_pairs(14, seed=1), folder / "train.parquet")  # 19 pairs
-    pq.write_table(_pairs(6, seed=2), folder / "eval.parquet")
+    # 14 prompts, every third with two pairs: 19 pairs
+    pq.write_table(synthetic_pairs(14, seed=1, filler=(2, 8), two_every=3), folder / "train.parquet")
+    pq.write_table(synthetic_pairs(6, seed=2, filler=(2, 8), two_every=3), folder / "eval.parquet")
     return {"model": folder / "model", "train": folder / "train.parquet", "eval": folder / "eval.parquet"}
 
 

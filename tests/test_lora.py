@@ -5,7 +5,6 @@ python -m pytest tests/test_lora.py
 """
 
 import json
-import random
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from torch import Tensor
 from transformers import AutoModelForSequenceClassification
 
 from rmcore.config import Config, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
-from rmcore.data import schemas
-from rmcore.data.normalize import digest
 from rmcore.data.pairsets import load_pairs
 from rmcore.model.batching import PairExample, collate
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, rewards, segment_ids
@@ -142,48 +139,12 @@ def test_saved_lora_model_reloads_with_the_trained_scores(
         assert rewards(unmerged, ids, mask).tolist() == pytest.approx(trained.tolist(), abs=1e-5)
 
 
-GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
-BAD = ["rude", "wrong", "lazy", "vague", "false", "careless", "useless", "sloppy"]
-FILLER = ["the", "answer", "is", "about", "this", "topic", "and", "it", "seems", "to", "be"]
-
-
-def _pairs(n: int, seed: int) -> pa.Table:
-    """Pairs whose chosen response carries words of GOOD and rejected words of BAD, among filler."""
-    rng = random.Random(seed)
-
-    def response(words: list[str]) -> str:
-        text = rng.sample(FILLER, 5) + rng.sample(words, 2)
-        rng.shuffle(text)
-        return " ".join(text)
-
-    rows = []
-    for i in range(n):
-        prompt = f"question number {i} from set {seed}"
-        chosen, rejected = response(GOOD), response(BAD)
-        rows.append(
-            {
-                "pair_id": digest(f"{prompt}{chosen}{rejected}"),
-                "prompt_id": digest(prompt),
-                "prompt": [{"role": "user", "content": prompt}],
-                "chosen": chosen,
-                "rejected": rejected,
-                "p_chosen": 1.0,
-                "n_votes": 1,
-                "ties": 0,
-                "margin": None,
-                "conflict": False,
-                "source": "synthetic",
-                "category": None,
-                "split": "train",
-            }
-        )
-    return pa.Table.from_pylist(rows, schema=schemas.PAIRS)
-
-
-def test_lora_training_end_to_end_resumes_and_reloads(tiny_encoder_dir: Path, tmp_path: Path) -> None:
+def test_lora_training_end_to_end_resumes_and_reloads(
+    tiny_encoder_dir: Path, tmp_path: Path, synthetic_pairs: Callable[..., pa.Table]
+) -> None:
     # given pair files and a LoRA config (adapter dropout on: resume must restore the RNG too)
-    pq.write_table(_pairs(48, seed=1), tmp_path / "train.parquet")
-    pq.write_table(_pairs(16, seed=2), tmp_path / "eval.parquet")
+    pq.write_table(synthetic_pairs(48, seed=1), tmp_path / "train.parquet")
+    pq.write_table(synthetic_pairs(16, seed=2), tmp_path / "eval.parquet")
 
     def config(out: str, *extra: str) -> Config:
         return load_config(
