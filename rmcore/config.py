@@ -101,6 +101,8 @@ class ModelConfig(Strict):
     """Autocast dtype: bf16 where the hardware has it (CUDA, CPUs with AMX/AVX512-BF16); fp32 weights."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
+    disable_dropout: bool = True
+    """Turn the backbone's dropout off for training (as TRL does); it halved the CPU forward here."""
     lora: LoraSettings | None = None
     """Train low-rank adapters instead of every weight."""
 

@@ -80,8 +80,15 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 
 def build_model(cfg: ModelConfig) -> RewardModel:
-    """The reward model of `cfg`; with `cfg.lora`, wrapped in peft adapters (see `apply_lora`)."""
+    """The reward model of `cfg`, dropout off unless asked; with `cfg.lora`, wrapped in peft adapters.
+
+    Dropout goes before the adapters are added, so LoRA's own dropout (`lora.dropout`) stays.
+    """
     rm = build_reward_model(cfg)
+    if cfg.disable_dropout:
+        for module in rm.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
     return apply_lora(rm, cfg.lora) if cfg.lora is not None else rm
 
 
