@@ -18,10 +18,13 @@ dict; `report_markdown(metrics)` renders it. The rules, stated once:
   accuracy counts); `loss_all` the same over all pairs; `loss_soft` the mean soft-label NLL
   -[p log sigmoid(d) + (1-p) log sigmoid(-d)] over all pairs with p = p_chosen, and
   `loss_soft_floor` its minimum (the mean binary entropy of p), reached by sigmoid(d) == p.
-- Calibration: the confidence is sigmoid(d), the model's probability that the chosen response
-  wins; the outcome it is compared with is p_chosen, the share of annotator votes for the chosen
-  response (1.0 for a single-vote or unanimous pair). Equal-width bins on [0, 1]; the expected
-  calibration error is sum over bins of (count / n) * |mean confidence - mean outcome|.
+- Calibration: each pair counts in both orientations, (sigmoid(d), p_chosen) and
+  (sigmoid(-d), 1 - p_chosen): the model's probability that a response wins against the share of
+  annotator votes it got (p_chosen is 1.0 for a single-vote or unanimous pair). Both are needed
+  because the chosen side is the one the votes favoured: with the chosen orientation alone the
+  outcome is never below 0.5, and a perfectly calibrated model would show a large error.
+  Equal-width bins on [0, 1] over the 2n points; the expected calibration error is
+  sum over bins of (count / 2n) * |mean confidence - mean outcome|.
 - Reward statistics use the population standard deviation (ddof=0); `rewards.all` pools the 2n
   scores and is what to store with a model to offer normalized scores.
 - Baselines: "the longer response wins" (length in Unicode characters) over decided pairs, equal
@@ -55,9 +58,9 @@ ACCURACY_RULE = (
     "count as wrong and are reported apart; conflicts (p_chosen == 0.5) are excluded"
 )
 CALIBRATION_CONFIDENCE = (
-    "sigmoid(r_chosen - r_rejected): the model's probability that the chosen response wins"
+    "sigmoid(r_a - r_b): the model's probability that response a wins, each pair in both orientations"
 )
-CALIBRATION_OUTCOME = "p_chosen: the share of annotator votes for the chosen response (soft label)"
+CALIBRATION_OUTCOME = "the share of annotator votes for response a (p_chosen, or 1 - p_chosen)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -363,7 +366,8 @@ def pair_metrics(
     d = rw - rl
 
     headline = accuracy_summary(d, conflict, tie_tol)
-    prob = sigmoid(d)
+    prob = sigmoid(np.concatenate([d, -d]))
+    outcome = np.concatenate([p, 1.0 - p])
     n_votes = [n_votes_group(v) for v in _n_votes(pairs)]
     metrics: dict[str, Any] = {
         "n_pairs": headline["n_pairs"],
@@ -392,11 +396,11 @@ def pair_metrics(
             tie_tol,
         ),
         "calibration": {
-            "ece": expected_calibration_error(prob, p, bins),
+            "ece": expected_calibration_error(prob, outcome, bins),
             "bins": int(bins),
             "confidence": CALIBRATION_CONFIDENCE,
             "outcome": CALIBRATION_OUTCOME,
-            "table": reliability_table(prob, p, bins),
+            "table": reliability_table(prob, outcome, bins),
         },
         "rewards": {
             "chosen": reward_stats(rw),

@@ -24,6 +24,7 @@ from rmcore.evaluate import (
     pearson,
     reliability_table,
     report_markdown,
+    sigmoid,
 )
 
 # log(1 + e^-d), i.e. -log sigmoid(d), written out and checked against math below
@@ -134,16 +135,17 @@ def test_losses(metrics: dict) -> None:
     assert metrics["loss_soft_floor"] < metrics["loss_soft"]
 
 
-def test_calibration_on_two_bins(metrics: dict) -> None:
-    # given confidence sigmoid(d) and outcome p_chosen, bins [0, 0.5) and [0.5, 1]
-    # bin 0: pairs 3 (0.1192, 2/3) and 5 (0.2689, 0.5)
-    conf0 = (SIG[-2.0] + SIG[-1.0]) / 2  # 0.194072...
-    obs0 = (2 / 3 + 0.5) / 2  # 0.583333...
-    # bin 1: pairs 1 (0.7311, 1), 2 (0.5, 0.75), 4 (0.8808, 1), 6 (0.7311, 0.9)
-    conf1 = (SIG[1.0] + SIG[0.0] + SIG[2.0] + SIG[1.0]) / 4  # 0.710728...
-    obs1 = (1.0 + 0.75 + 1.0 + 0.9) / 4  # 0.9125
-    ece = 2 / 6 * abs(conf0 - obs0) + 4 / 6 * abs(conf1 - obs1)
-    assert ece == pytest.approx(0.264268014672777)
+def test_calibration_on_two_bins_counts_both_orientations(metrics: dict) -> None:
+    # given confidence sigmoid(d) against p_chosen and sigmoid(-d) against 1 - p_chosen, for the six
+    # pairs d = 1, 0, -2, 2, -1, 1 and p = 1, 3/4, 2/3, 1, 1/2, 0.9; bins [0, 0.5) and [0.5, 1]
+    # bin 0: chosen side of pairs 3 and 5, rejected side of pairs 1, 4 and 6
+    conf0 = (SIG[-2.0] + SIG[-1.0] + SIG[-1.0] + SIG[-2.0] + SIG[-1.0]) / 5
+    obs0 = (2 / 3 + 0.5 + 0.0 + 0.0 + 0.1) / 5
+    # bin 1: chosen side of pairs 1, 2, 4 and 6, rejected side of pairs 2 (sigmoid(0) = 0.5), 3 and 5
+    conf1 = (SIG[1.0] + SIG[0.0] + SIG[2.0] + SIG[1.0] + SIG[0.0] + SIG[2.0] + SIG[1.0]) / 7
+    obs1 = (1.0 + 0.75 + 1.0 + 0.9 + 0.25 + 1 / 3 + 0.5) / 7
+    ece = 5 / 12 * abs(conf0 - obs0) + 7 / 12 * abs(conf1 - obs1)
+    assert ece == pytest.approx(0.036906, abs=1e-6)
     cal = metrics["calibration"]
     assert cal["ece"] == pytest.approx(ece)
     assert cal["bins"] == 2
@@ -152,18 +154,33 @@ def test_calibration_on_two_bins(metrics: dict) -> None:
         {
             "lo": 0.0,
             "hi": 0.5,
-            "count": 2,
+            "count": 5,
             "confidence": pytest.approx(conf0),
             "observed": pytest.approx(obs0),
         },
         {
             "lo": 0.5,
             "hi": 1.0,
-            "count": 4,
+            "count": 7,
             "confidence": pytest.approx(conf1),
             "observed": pytest.approx(obs1),
         },
     ]
+
+
+def test_a_calibrated_model_on_single_votes_has_a_small_error() -> None:
+    # given hard labels drawn from a model's own win probabilities, each pair oriented to its winner
+    rng = np.random.default_rng(0)
+    d_true = rng.normal(0.0, 2.0, 20_000)
+    a_wins = rng.random(d_true.size) < sigmoid(d_true)
+    d_chosen = np.where(a_wins, d_true, -d_true)
+    table = pa.table({"chosen": ["x"] * d_true.size, "rejected": ["y"] * d_true.size})
+
+    # when its calibration is measured
+    ece = pair_metrics(d_chosen, np.zeros(d_true.size), table)["calibration"]["ece"]
+
+    # then the error is sampling noise only (the chosen orientation alone gives about 0.3)
+    assert ece < 0.02
 
 
 def test_reliability_table_empty_bins_and_edges() -> None:
@@ -340,7 +357,7 @@ def test_large_margins_do_not_overflow() -> None:
         np.array([1000.0, -1000.0]), np.zeros(2), pa.table({"chosen": ["a", "b"], "rejected": ["c", "d"]})
     )
     assert m["loss"] == pytest.approx(500.0)
-    assert m["calibration"]["table"][-1]["count"] == 1
+    assert m["calibration"]["table"][-1]["count"] == 2  # sigmoid(1000) = 1, once per orientation
 
 
 def test_markdown_has_the_headline_numbers(metrics: dict) -> None:
@@ -349,7 +366,7 @@ def test_markdown_has_the_headline_numbers(metrics: dict) -> None:
     assert "20.0% (1)" in text  # ties
     assert "70.0%" in text  # ties as half
     assert f"{0.7147053155364673:.4f}" in text  # BT loss
-    assert f"{0.264268014672777:.4f}" in text  # ECE
+    assert f"{0.03690609308540767:.4f}" in text  # ECE
     assert "80.0%" in text  # longer response wins
     assert "6 pairs: 5 decided, 1 conflicts" in text
     for heading in ("By source", "By category", "By number of votes", "p_chosen", "Calibration", "Rewards"):
