@@ -161,6 +161,29 @@ class TrainConfig(Strict):
     """Stop after N evaluations without a better held-out accuracy (0: never)."""
     max_steps: int = Field(0, ge=0)
     """Stop this invocation after N optimizer steps (0: run the whole plan); --resume goes on from there."""
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    """With several torchrun processes: a model replica per rank (ddp), or FSDP2 shards per layer (fsdp)."""
+    compile: bool = False
+    """Wrap the scorer in torch.compile: meant for CUDA with bucketed shapes; slower on CPU."""
+    nproc_per_node: int = Field(1, ge=1)
+    """Processes per node the retrain flow launches with torchrun (1: in process)."""
+
+
+class TrackingConfig(Strict):
+    """Where runs and registered models are recorded (MLflow)."""
+
+    tracking_uri: str | None = None
+    """Tracking server or database URI; None: $MLFLOW_TRACKING_URI if set, else SQLite in `store`."""
+    store: Path = Path("mlflow")
+    """Local store folder (mlflow.db and artifacts/), relative to the working directory."""
+    experiment: str = "rmcore"
+    """Experiment that holds the runs."""
+    registered_model: str = "reward-model"
+    """Registered model name; every retraining adds a version."""
+    promotion_margin: float = Field(0.0, ge=0)
+    """A new version becomes champion only if its accuracy exceeds the champion's by more than this."""
+    system_metrics: bool = True
+    """Record CPU, memory and GPU use with each run (MLflow system metrics)."""
 
 
 class Config(Strict):
@@ -170,8 +193,18 @@ class Config(Strict):
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
     output_dir: Path = Path("runs/latest")
     """Where training writes checkpoints and the final model."""
+
+    @model_validator(mode="after")
+    def _fsdp_without_lora(self) -> Self:
+        if self.train.distributed == "fsdp" and self.model.lora is not None:
+            raise ValueError(
+                "train.distributed fsdp does not train LoRA adapters; with model.lora use train.distributed "
+                "ddp (only the adapters and head have gradients), or drop model.lora to shard the full model"
+            )
+        return self
 
 
 class ConfigError(Exception):

@@ -1,26 +1,45 @@
-"""torchrun --nproc_per_node 2 -m rmcore.train --config configs/default.yaml
+"""torchrun --nproc_per_node 2 -m rmcore.train --config configs/default.yaml [--set train.distributed=fsdp]
 
-Several processes, one model replica each (DDP): gloo on CPU, NCCL on CUDA.
+Several processes: one model replica each (DDP), or one model sharded between them (FSDP2); gloo
+on CPU, NCCL on CUDA.
 
 torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; `init_distributed` reads them and joins the process
 group when WORLD_SIZE > 1 (one process, or no torchrun: nothing to join, every helper is a no-op).
 
 Every rank builds the same step plan (deterministic per seed). Within one optimizer step, rank r
 takes its share of the step's micro-batches (`shard_step`): round-robin when the step has at least
-as many micro-batches as ranks, otherwise micro-batches are split between prompt groups first, and
-a rank left without work runs a zero-weight micro-batch so that it still joins the gradient
-all-reduce (DDP never hangs). Each rank scales its micro-batch losses by weight / step total *
-world size: DDP averages gradients over ranks, so their sum is the single-process gradient.
+as many micro-batches as ranks, otherwise micro-batches are split between prompt groups first. A
+rank with a shorter share than another runs zero-weight micro-batches to make up the difference:
+every rank runs as many forward and backward passes per step, since FSDP all-gathers weights in
+each of them and DDP all-reduces gradients (collectives every rank must join). Each rank scales
+its micro-batch losses by weight / step total * world size: DDP and FSDP average gradients over
+ranks, so their sum is the single-process gradient.
+
+FSDP (`shard_model`): each transformer block is one unit, the root holds embeddings and head; a
+unit's full weights exist only during its own forward and backward. Checkpoints and the saved model
+hold full (unsharded) tensors gathered to rank 0 (`full_model_state`, `full_optimizer_state`), in
+the same files as without FSDP: a run can resume under FSDP, DDP or in one process alike.
 """
 
 import datetime
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.distributed as torch_dist
+from torch import Tensor, nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_model_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
 
 T = TypeVar("T")
 
@@ -112,8 +131,9 @@ def shard_step(
     With at least `world_size` micro-batches, rank r takes micro-batches r, r + W, r + 2W, ...
     With fewer, the micro-batch with the most prompt groups is halved (between groups, never
     inside one, so the InstructGPT group mean is unchanged) until there are `world_size` of them
-    or none has two groups left. The result may then be empty for some ranks: such a rank runs a
-    zero-weight micro-batch. Deterministic: every rank computes every rank's share alike.
+    or none has two groups left. Every rank gets as many micro-batches, ceil(pieces / W): a share
+    that falls short ends with empty ones, each run as a zero-weight micro-batch. Deterministic:
+    every rank computes every rank's share alike.
     """
     pieces = [list(mb) for mb in micro_batches]
     while len(pieces) < world_size:
@@ -124,7 +144,9 @@ def shard_step(
         groups = _groups(pieces[widest], prompt_ids)
         half = (len(groups) + 1) // 2
         pieces[widest : widest + 1] = [_flat(groups[:half]), _flat(groups[half:])]
-    return pieces[rank::world_size]
+    share = pieces[rank::world_size]
+    runs = -(-len(pieces) // world_size)
+    return share + [[] for _ in range(runs - len(share))]
 
 
 def _flat(groups: list[list[int]]) -> list[int]:
@@ -137,3 +159,99 @@ def _groups(micro_batch: Sequence[int], prompt_ids: Sequence[str]) -> list[list[
     for i in micro_batch:
         groups.setdefault(prompt_ids[i], []).append(i)
     return list(groups.values())
+
+
+# ---------------------------------------------------------------- FSDP
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+"""Whole tensors, gathered to rank 0's CPU memory (the other ranks get empty dicts)."""
+
+
+def shard_model(root: nn.Module, unit_classes: Collection[str], dist: Dist) -> None:
+    """Shard `root`'s parameters between the ranks in place (FSDP2 `fully_shard`), on `dist.device`.
+
+    Each submodule whose class is named in `unit_classes` (the transformer blocks: a Hugging Face
+    model names them in `_no_split_modules`) becomes one unit, innermost first; `root` takes the
+    rest (embeddings, head) and must be the module whose forward runs. A unit's weights are
+    all-gathered for its forward and backward only; gradients are reduce-scattered (averaged over
+    ranks) into each rank's shard. Only the shards move to the device, so the model need not fit
+    one (each rank's CPU memory holds the whole model until then). Parameters stay float32: bf16
+    comes from autocast, as without FSDP.
+    """
+    mesh = init_device_mesh(dist.device.type, (dist.world_size,))
+    units = [module for module in root.modules() if type(module).__name__ in unit_classes]
+    for unit in reversed(units):
+        if unit is not root:
+            fully_shard(unit, mesh=mesh)
+    fully_shard(root, mesh=mesh)
+
+
+def is_sharded(model: nn.Module) -> bool:
+    """True when `model`'s parameters are FSDP shards (DTensors)."""
+    return any(isinstance(param, DTensor) for param in model.parameters())
+
+
+def full_model_state(model: nn.Module) -> dict[str, Tensor] | None:
+    """A sharded model's full state dict: CPU tensors on rank 0, {} on the other ranks.
+
+    None for a model that is not sharded (its own `state_dict()` is whole). Every rank must call
+    it: the shards are all-gathered.
+    """
+    if not is_sharded(model):
+        return None
+    return cast(dict[str, Tensor], get_model_state_dict(model, options=_FULL))
+
+
+def full_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state dict with whole tensors, in `Optimizer.state_dict()` form.
+
+    For a sharded `model`, gathered to rank 0 ({} on the other ranks; every rank must call it) and
+    renumbered as one process numbers parameters (in param-group order), so that a checkpoint
+    written under FSDP resumes without it, and the other way round.
+    """
+    if not is_sharded(model):
+        return optimizer.state_dict()
+    named = get_optimizer_state_dict(model, optimizer, options=_FULL)
+    return _numbered(dict(named)) if named else {}
+
+
+def load_model_state(model: nn.Module, weights: Mapping[str, Tensor]) -> None:
+    """Copy whole tensors into `model`'s parameters (into each rank's shard when sharded).
+
+    Keys the model lacks are ignored and parameters the weights lack are kept (strict=False).
+    """
+    if is_sharded(model):
+        options = StateDictOptions(full_state_dict=True, strict=False)
+        set_model_state_dict(model, dict(weights), options=options)
+    else:
+        model.load_state_dict(weights, strict=False)
+
+
+def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a `full_optimizer_state` (every rank holds all of it); into each rank's shards when sharded."""
+    if is_sharded(model):
+        named = _named(state, model, optimizer)
+        set_optimizer_state_dict(model, optimizer, named, options=StateDictOptions(full_state_dict=True))
+    else:
+        optimizer.load_state_dict(state)
+
+
+def _numbered(named: dict[str, Any]) -> dict[str, Any]:
+    """An optimizer state dict keyed by parameter name (torch.distributed.checkpoint's form) keyed by
+    number instead: parameters counted across param groups in order, as `Optimizer.state_dict()` does."""
+    order = [name for group in named["param_groups"] for name in group["params"]]
+    number = {name: i for i, name in enumerate(order)}
+    return {
+        "state": {number[name]: value for name, value in named["state"].items()},
+        "param_groups": [{**g, "params": [number[n] for n in g["params"]]} for g in named["param_groups"]],
+    }
+
+
+def _named(numbered: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The inverse of `_numbered` for `optimizer`, whose parameters are `model`'s."""
+    names = {id(param): name for name, param in model.named_parameters()}
+    order = [names[id(param)] for group in optimizer.param_groups for param in group["params"]]
+    return {
+        "state": {order[i]: value for i, value in numbered["state"].items()},
+        "param_groups": [{**g, "params": [order[i] for i in g["params"]]} for g in numbered["param_groups"]],
+    }

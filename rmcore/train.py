@@ -8,9 +8,10 @@ Train a reward model r(x, y) by minimizing a ranking loss over human preference 
     finish  save the model (safetensors, tokenizer, rmcore.json with reward statistics) and evaluate
 
 `rmcore train` runs the same `main`. Several processes: `torchrun --nproc_per_node N -m rmcore.train
-...` trains with DDP (see rmcore/distributed.py); rank 0 alone writes files and prints. With
-`model.lora` set, peft adapters and the scalar head train; the model directory holds the merged
-full model (loadable without peft) and the adapters + head in `adapter/`.
+...` trains with DDP, or with FSDP (`train.distributed: fsdp`) for a model that does not fit one
+device (see rmcore/distributed.py); rank 0 alone writes files and prints. `train.compile` wraps the
+scorer in torch.compile. With `model.lora` set, peft adapters and the scalar head train; the model
+directory holds the merged full model (loadable without peft) and the adapters + head in `adapter/`.
 """
 
 import argparse
@@ -37,11 +38,21 @@ from torch.nn.parallel import DistributedDataParallel
 from rmcore.config import Config, ConfigError, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
 from rmcore.data.atomic import write_text
 from rmcore.data.pairsets import PairSet, load_pairs
-from rmcore.distributed import Dist, init_distributed, shard_step, shutdown
+from rmcore.distributed import (
+    Dist,
+    full_model_state,
+    full_optimizer_state,
+    init_distributed,
+    load_model_state,
+    load_optimizer_state,
+    shard_model,
+    shard_step,
+    shutdown,
+)
 from rmcore.evaluate import pair_metrics
 from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
 from rmcore.model.losses import LossOut, pair_loss, plackett_luce
-from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, quiet_transformers, rewards
+from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, quiet_transformers
 from rmcore.model.tokenize import encode_many, identical_after_truncation
 
 CHECKPOINTS = "checkpoints"
@@ -303,16 +314,18 @@ def _set_rng_state(rng: dict[str, Any]) -> None:
 def save_checkpoint(
     out: Path,
     rm: RewardModel,
-    optimizer: torch.optim.Optimizer,
+    optimizer_state: dict[str, Any],
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     state: TrainState,
     rng_per_rank: list[dict[str, Any]] | None = None,
+    weights: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write checkpoints/step-N atomically (a temporary folder renamed); point `latest` at it.
 
-    Weights: `save_pretrained` (with LoRA: the adapters and head only; the frozen base is rebuilt
-    from model.name_or_path). `rng_per_rank`: every training process's RNG state (several ranks);
-    default: this process's.
+    Weights: `save_pretrained` of `weights` (a sharded model's, gathered by `full_model_state`), or
+    of the model's own (with LoRA: the adapters and head only; the frozen base is rebuilt from
+    model.name_or_path). `optimizer_state`: whole tensors (`full_optimizer_state`). `rng_per_rank`:
+    every training process's RNG state (several ranks); default: this process's.
     """
     rng = rng_per_rank or [_rng_state()]
     root = out / CHECKPOINTS
@@ -321,10 +334,10 @@ def save_checkpoint(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     with quiet_transformers():
-        rm.model.save_pretrained(tmp / "weights")
+        rm.model.save_pretrained(tmp / "weights", state_dict=weights)
     torch.save(
         {
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(),
             "rng": rng[0],
             "rng_per_rank": rng,
@@ -358,8 +371,9 @@ def restore(
 ) -> TrainState:
     """Load weights, optimizer, schedule, RNG and position from a checkpoint; the state to go on from.
 
-    Every rank loads the same checkpoint and takes its own RNG state when the checkpoint was written
-    by as many ranks (else rank 0's).
+    Every rank loads the same checkpoint (whole tensors; a sharded model and optimizer keep their
+    shards of them) and takes its own RNG state when the checkpoint was written by as many ranks
+    (else rank 0's).
     """
     from safetensors.torch import load_file
 
@@ -371,9 +385,9 @@ def restore(
 
         set_peft_model_state_dict(rm.model, weights)
     else:
-        rm.model.load_state_dict(weights, strict=False)
+        load_model_state(rm.model, weights)
     saved = torch.load(checkpoint / "trainer.pt", map_location="cpu", weights_only=False)
-    optimizer.load_state_dict(saved["optimizer"])
+    load_optimizer_state(rm.model, optimizer, saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     per_rank = saved.get("rng_per_rank") or [saved["rng"]]
     rank, world = (dist.rank, dist.world_size) if dist else (0, 1)
@@ -392,21 +406,14 @@ def score_pairs(
     dtype: torch.dtype | None,
     device: torch.device,
     dist: Dist | None = None,
+    scorer: nn.Module | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order.
 
-    With several ranks (`dist`), rank r scores sequences r, r + W, ... and all ranks get every score.
+    With several ranks (`dist`), the ranks share the work and all get every score (`score_sequences`).
     """
     chosen, rejected = _encode_pairs(rm, data.pairs)
-    sequences = chosen + rejected
-    if dist is None or not dist.enabled:
-        scores = score_sequences(rm, sequences, max_tokens, dtype, device)
-    else:
-        mine = sequences[dist.rank :: dist.world_size]
-        parts = dist.gather(score_sequences(rm, mine, max_tokens, dtype, device))
-        scores = np.zeros(len(sequences), dtype=np.float64)
-        for rank, part in enumerate(parts):
-            scores[rank :: dist.world_size] = part
+    scores = score_sequences(rm, chosen + rejected, max_tokens, dtype, device, dist, scorer)
     return scores[: len(chosen)], scores[len(chosen) :]
 
 
@@ -417,34 +424,67 @@ def score_sequences(
     max_tokens: int,
     dtype: torch.dtype | None,
     device: torch.device,
+    dist: Dist | None = None,
+    scorer: nn.Module | None = None,
 ) -> np.ndarray:
-    """Rewards of token sequences, (n,), batched by length under a padded-token budget."""
+    """Rewards of token sequences, (n,), batched by length under a padded-token budget.
+
+    `scorer`: the module computing rewards, default `RewardModule(rm)`; under FSDP the sharded one.
+    With several ranks (`dist`), rank r scores batches r, r + W, ... and every rank gets every
+    score. A rank with fewer batches than another scores the first batch again for nothing: every
+    rank runs as many forwards, as FSDP needs (each forward all-gathers the weights).
+    """
+    dist = dist or Dist()
+    module = scorer or RewardModule(rm)
+    batches = length_batches([len(seq) for seq in sequences], max_tokens)
+    mine = batches[dist.rank :: dist.world_size]
+    spare = -(-len(batches) // dist.world_size) - len(mine)
+    pad = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
     was_training = rm.model.training
     rm.model.eval()
-    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    values = [
+        _score_batch(module, [sequences[i] for i in batch], pad, dtype, device)
+        for batch in mine + batches[:1] * spare
+    ]
+    rm.model.train(was_training)
     out = np.zeros(len(sequences), dtype=np.float64)
+    for rank, part in enumerate(dist.gather(values[: len(mine)])):
+        for batch, scores in zip(batches[rank :: dist.world_size], part, strict=True):
+            out[batch] = scores
+    return out
+
+
+def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Indices of sequences of these lengths, shortest first, in batches of at most `max_tokens`
+    padded tokens (rows x longest); a sequence longer than that is a batch alone."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
     start = 0
-    pad = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
     while start < len(order):
         longest, end = 0, start
-        while end < len(order) and max(longest, len(sequences[order[end]])) * (end - start + 1) <= max(
-            max_tokens, len(sequences[order[end]])
+        while end < len(order) and max(longest, lengths[order[end]]) * (end - start + 1) <= max(
+            max_tokens, lengths[order[end]]
         ):
-            longest = max(longest, len(sequences[order[end]]))
+            longest = max(longest, lengths[order[end]])
             end += 1
-        chunk = order[start:end]
-        ids = torch.full((len(chunk), longest), pad, dtype=torch.long)
-        mask = torch.zeros((len(chunk), longest), dtype=torch.long)
-        for row, index in enumerate(chunk):
-            seq = sequences[index]
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            values = rewards(rm, ids.to(device), mask.to(device)).float().cpu().numpy()
-        out[chunk] = values
+        batches.append(order[start:end])
         start = end
-    rm.model.train(was_training)
-    return out
+    return batches
+
+
+def _score_batch(
+    module: nn.Module, sequences: list[list[int]], pad: int, dtype: torch.dtype | None, device: torch.device
+) -> np.ndarray:
+    """Rewards of a few token sequences, (n,), right-padded into one forward."""
+    longest = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), longest), pad, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        scores: np.ndarray = module(ids.to(device), mask.to(device)).float().cpu().numpy()
+    return scores
 
 
 def evaluate_pairs(
@@ -454,9 +494,13 @@ def evaluate_pairs(
     dtype: torch.dtype | None,
     device: torch.device,
     dist: Dist | None = None,
+    scorer: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Held-out metrics of the model on a pair set (with `dist`: scored by all ranks, on all ranks)."""
-    chosen, rejected = score_pairs(rm, data, max_tokens, dtype, device, dist)
+    """Held-out metrics of the model on a pair set (with `dist`: scored by all ranks, on all ranks).
+
+    `scorer`: as for `score_sequences` (the sharded module under FSDP).
+    """
+    chosen, rejected = score_pairs(rm, data, max_tokens, dtype, device, dist, scorer)
     return pair_metrics(chosen, rejected, data.pairs)
 
 
@@ -470,8 +514,10 @@ class Run:
     config: Config
     out: Path
     rm: RewardModel
+    module: nn.Module
+    """`RewardModule(rm)`, sharded in place under FSDP: what evaluation calls."""
     scorer: nn.Module
-    """`RewardModule(rm)`, wrapped in DDP with several ranks: what the loss calls."""
+    """`module`, compiled (train.compile) and wrapped in DDP (several ranks, ddp): what the loss calls."""
     examples: Examples
     plan: list[list[list[int]]]
     optimizer: torch.optim.Optimizer
@@ -486,10 +532,11 @@ class Run:
 def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
     """Optimizer steps from `state.step` to the end of the plan; the final state.
 
-    Each rank runs its share of the step's micro-batches (`shard_step`; a rank without one runs a
-    zero-weight micro-batch so it still joins the all-reduce). A micro-batch's loss is scaled by its
-    weight (pairs, or prompt groups when group-normalized) over the whole step's, times the world
-    size since DDP averages gradients over ranks: the summed gradient is the single-process one.
+    Each rank runs its share of the step's micro-batches (`shard_step`: as many as every other rank;
+    an empty one runs as a zero-weight micro-batch so the rank still joins FSDP's gathers and DDP's
+    all-reduce). A micro-batch's loss is scaled by its weight (pairs, or prompt groups when
+    group-normalized) over the whole step's, times the world size since DDP and FSDP average
+    gradients over ranks: the summed gradient is the single-process one.
     """
     cfg, loss_cfg, dist = run.config.train, run.config.loss, run.dist
     run.rm.model.train()
@@ -502,10 +549,12 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
     while state.step < end:
         step = run.plan[state.step]
         mine = shard_step(step, prompt_ids, dist.rank, dist.world_size)
-        batches = [collate([run.examples.items[i] for i in mb], pad, side) for mb in mine]
-        weights = [float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) for b in batches]
-        if not batches:  # fewer prompt groups than ranks: join the gradient all-reduce with weight 0
-            batches, weights = [collate([run.examples.items[step[0][0]]], pad, side)], [0.0]
+        # an empty micro-batch runs one example at weight 0, so that the rank joins every collective
+        batches = [collate([run.examples.items[i] for i in mb or step[0][:1]], pad, side) for mb in mine]
+        weights = [
+            float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) if mb else 0.0
+            for b, mb in zip(batches, mine, strict=True)
+        ]
         total = dist.sum(sum(weights)) or 1.0
         run.optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
@@ -551,7 +600,10 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
 
 
 def _gradient_sync(scorer: nn.Module, last: bool) -> contextlib.AbstractContextManager[Any]:
-    """DDP all-reduces gradients on a step's last backward only (`no_sync` before it)."""
+    """DDP all-reduces gradients on a step's last backward only (`no_sync` before it).
+
+    FSDP reduce-scatters after every backward: each rank keeps gradient shards only (less memory).
+    """
     if isinstance(scorer, DistributedDataParallel) and not last:
         return scorer.no_sync()
     return contextlib.nullcontext()
@@ -573,11 +625,14 @@ def _reduce_step(
 
 
 def checkpoint(run: Run, state: TrainState) -> Path | None:
-    """Every rank's RNG state to rank 0, which writes the checkpoint; its path there (None elsewhere)."""
+    """Every rank's RNG state (and, under FSDP, the whole weights and optimizer state) to rank 0,
+    which writes the checkpoint; its path there (None elsewhere)."""
     rng = run.dist.gather(_rng_state())
+    weights = full_model_state(run.rm.model)
+    optimizer_state = full_optimizer_state(run.rm.model, run.optimizer)
     path = None
     if run.dist.is_main:
-        path = save_checkpoint(run.out, run.rm, run.optimizer, run.scheduler, state, rng)
+        path = save_checkpoint(run.out, run.rm, optimizer_state, run.scheduler, state, rng, weights)
     run.dist.barrier()
     return path
 
@@ -589,7 +644,9 @@ def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
     due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
     if run.held_out is None or not due or state.step == len(run.plan):
         return False
-    metrics = evaluate_pairs(run.rm, run.held_out, cfg.max_tokens, run.dtype, run.device, run.dist)
+    metrics = evaluate_pairs(
+        run.rm, run.held_out, cfg.max_tokens, run.dtype, run.device, run.dist, run.module
+    )
     run.log({"step": state.step, "eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"]})
     if metrics["accuracy"] > state.best_accuracy:
         state.best_accuracy, state.evals_without_improvement = metrics["accuracy"], 0
@@ -619,8 +676,17 @@ def _progress_bar(total: int, start: int, enabled: bool) -> Callable[[int, float
 # ---------------------------------------------------------------- finish
 
 
-def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, Any], data_hash: str) -> Path:
+def save_model(
+    out: Path,
+    rm: RewardModel,
+    config: Config,
+    metrics: dict[str, Any],
+    data_hash: str,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> Path:
     """save_pretrained weights (safetensors), tokenizer and rmcore.json, published atomically.
+
+    `weights`: a sharded model's whole state dict (`full_model_state`); default: the model's own.
 
     A LoRA model is saved twice: its adapters and head (peft `save_pretrained`) in `adapter/`, and
     merged into the backbone (`merge_and_unload`) as the directory's full model, which plain
@@ -635,7 +701,7 @@ def save_model(out: Path, rm: RewardModel, config: Config, metrics: dict[str, An
         if lora:
             rm.model.save_pretrained(tmp / ADAPTER_DIR)
             rm.model = cast(Any, rm.model).merge_and_unload()
-        rm.model.save_pretrained(tmp)
+        rm.model.save_pretrained(tmp, state_dict=weights)
         rm.tokenizer.save_pretrained(tmp)
     stats = metrics.get("rewards", {}).get("all", {})
     metadata = {
@@ -674,7 +740,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     device = dist.device
     dtype = autocast_dtype(config.model.precision, device)
     rm = build_model(config.model)
-    rm.model.to(device)  # type: ignore[arg-type]
+    module, scorer = build_scorer(rm, config.train, dist)
     scratch = out / "data" if dist.is_main else out / "data" / f"rank-{dist.rank}"
     train_set = load_pairs(config.data.train, "train", config.data, scratch / "train")
     held_out = _held_out(config, scratch)
@@ -682,7 +748,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     if not examples.items:
         raise TrainingError(f"no training pairs in {train_set.origin}")
     plan = build_plan(examples, config.train)
-    optimizer = build_optimizer(rm.model, config.train)
+    optimizer = build_optimizer(rm.model, config.train)  # over the shards under FSDP
     scheduler = build_scheduler(optimizer, config.train, len(plan))
     state = TrainState()
     checkpoint_dir = latest_checkpoint(out) if resume else None
@@ -701,19 +767,33 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
             with log_path.open("ab") as f:
                 f.write(orjson.dumps(record) + b"\n")
 
-    scorer = wrap_model(rm, dist)
     run = Run(
-        config, out, rm, scorer, examples, plan, optimizer, scheduler, held_out, device, dtype, log, dist
+        config,
+        out,
+        rm,
+        module,
+        scorer,
+        examples,
+        plan,
+        optimizer,
+        scheduler,
+        held_out,
+        device,
+        dtype,
+        log,
+        dist,
     )
     started = time.perf_counter()
     start_step = state.step
     state = fit(run, state, progress)
     seconds = time.perf_counter() - started
     checkpoint(run, state)
-    metrics = evaluate_pairs(rm, held_out, config.train.max_tokens, dtype, device, dist) if held_out else {}
+    max_tokens = config.train.max_tokens
+    metrics = evaluate_pairs(rm, held_out, max_tokens, dtype, device, dist, module) if held_out else {}
     model_dir = out / MODEL_DIR
+    weights = full_model_state(rm.model)
     if dist.is_main:
-        save_model(out, rm, config, metrics, train_set.content_hash)
+        save_model(out, rm, config, metrics, train_set.content_hash, weights)
     dist.barrier()
     trained_pairs = sum(
         pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
@@ -732,13 +812,27 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     }
 
 
-def wrap_model(rm: RewardModel, dist: Dist) -> nn.Module:
-    """`RewardModule(rm)`; with several ranks wrapped in DDP (rank 0's weights broadcast to all)."""
+def build_scorer(rm: RewardModel, cfg: TrainConfig, dist: Dist) -> tuple[nn.Module, nn.Module]:
+    """`RewardModule(rm)` on `dist.device`, and what the loss calls: that module, compiled if asked.
+
+    With several ranks and `cfg.distributed` ddp, the scorer is wrapped in DDP (rank 0's weights
+    broadcast to all); with fsdp, the module is sharded in place (`shard_model`, per transformer
+    block) before it is compiled, as PyTorch documents (compile the module DDP or FSDP wraps).
+    `cfg.compile` targets CUDA with fixed, bucketed shapes; on CPU, recompiling for each new
+    micro-batch shape made training slower. Evaluation calls the module itself: sharded under FSDP,
+    never compiled (its many shapes), outside DDP (whose forward broadcasts buffers).
+    """
     module = RewardModule(rm)
-    if not dist.enabled:
-        return module
-    device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=device_ids)
+    fsdp = dist.enabled and cfg.distributed == "fsdp"
+    if fsdp:
+        shard_model(module, getattr(rm.model, "_no_split_modules", None) or (), dist)
+    else:
+        module.to(dist.device)
+    scorer = cast(nn.Module, torch.compile(module)) if cfg.compile else module
+    if dist.enabled and not fsdp:
+        device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
+        scorer = DistributedDataParallel(scorer, device_ids=device_ids)
+    return module, scorer
 
 
 def _held_out(config: Config, scratch: Path) -> PairSet | None:

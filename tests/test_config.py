@@ -12,6 +12,7 @@ from rmcore.config import (
     IngestConfig,
     PairsConfig,
     SplitConfig,
+    TrackingConfig,
     load_config,
 )
 
@@ -134,7 +135,28 @@ def test_config_is_immutable() -> None:
         Config().data.ingest.max_chars = 5  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("model", [Config, DataConfig, IngestConfig, SplitConfig, PairsConfig])
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("tracking:\n  promotion_margin: -0.1\n", "tracking.promotion_margin"),
+        ("tracking:\n  registry: x\n", "tracking.registry"),
+    ],
+)
+def test_bad_tracking_options_are_refused(tmp_path: Path, text: str, where: str) -> None:
+    # given a negative promotion margin or an unknown tracking key, when loaded, then refused there
+    with pytest.raises(ConfigError, match=rf"{where}: "):
+        load_config(write(tmp_path, text))
+
+
+def test_tracking_defaults_to_the_local_store() -> None:
+    assert Config().tracking == TrackingConfig(
+        tracking_uri=None, store=Path("mlflow"), experiment="rmcore", registered_model="reward-model"
+    )
+
+
+@pytest.mark.parametrize(
+    "model", [Config, DataConfig, IngestConfig, SplitConfig, PairsConfig, TrackingConfig]
+)
 def test_every_field_is_documented(model: type[BaseModel]) -> None:
     # given a config group, then each field has a docstring (its reference documentation)
     # or is itself a documented group

@@ -1,5 +1,5 @@
 """Multi-process training: how a step's micro-batches are shared, and torchrun (gloo, 2 CPU processes)
-giving the weights of one process.
+giving the weights of one process, with DDP and with FSDP.
 
 python -m pytest tests/test_distributed.py
 """
@@ -7,6 +7,7 @@ python -m pytest tests/test_distributed.py
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,10 +20,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from rmcore.config import Config, load_config
+from rmcore.config import Config, ConfigError, DataConfig, load_config
 from rmcore.data.pairsets import load_pairs
 from rmcore.distributed import Dist, init_distributed, shard_step
-from rmcore.train import build_examples, build_model, build_plan, train
+from rmcore.scoring import load_trained
+from rmcore.train import build_examples, build_model, build_plan, evaluate_pairs, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +36,10 @@ def test_a_step_with_enough_micro_batches_is_dealt_round_robin() -> None:
     step = [[0], [1], [2], [3], [4]]
     prompts = ["a", "b", "c", "d", "e"]
 
-    # when 2 ranks share them / then rank 0 takes micro-batches 0, 2, 4 and rank 1 takes 1, 3
+    # when 2 ranks share them / then rank 0 takes micro-batches 0, 2, 4 and rank 1 takes 1, 3, then
+    # an empty one (a zero-weight micro-batch): both run 3 forward and backward passes
     assert shard_step(step, prompts, 0, 2) == [[0], [2], [4]]
-    assert shard_step(step, prompts, 1, 2) == [[1], [3]]
+    assert shard_step(step, prompts, 1, 2) == [[1], [3], []]
 
 
 def test_one_micro_batch_is_split_between_prompt_groups_never_inside_one() -> None:
@@ -61,9 +64,9 @@ def test_the_widest_micro_batch_is_halved_until_every_rank_has_one() -> None:
 
 def test_a_rank_gets_nothing_when_the_step_has_fewer_prompt_groups_than_ranks() -> None:
     # given a step holding the two pairs of one prompt / when 2 ranks share it
-    # then rank 0 runs it whole and rank 1 gets nothing (it runs a zero-weight micro-batch)
+    # then rank 0 runs it whole and rank 1 gets an empty micro-batch (run with weight zero)
     assert shard_step([[0, 1]], ["a", "a"], 0, 2) == [[0, 1]]
-    assert shard_step([[0, 1]], ["a", "a"], 1, 2) == []
+    assert shard_step([[0, 1]], ["a", "a"], 1, 2) == [[]]
 
 
 def test_every_example_is_run_once_by_exactly_one_rank() -> None:
@@ -80,9 +83,10 @@ def test_every_example_is_run_once_by_exactly_one_rank() -> None:
         # when the ranks take their shares
         shares = [shard_step(step, prompts, rank, world) for rank in range(world)]
 
-        # then each example is in exactly one micro-batch
+        # then each example is in exactly one micro-batch, and every rank runs as many micro-batches
         seen = sorted(i for share in shares for mb in share for i in mb)
         assert seen == sorted(order)
+        assert len({len(share) for share in shares}) == 1
         # and a prompt's examples within one planned micro-batch stay with one rank
         owner = {i: rank for rank, share in enumerate(shares) for mb in share for i in mb}
         for mb in step:
@@ -90,6 +94,15 @@ def test_every_example_is_run_once_by_exactly_one_rank() -> None:
                 assert len({owner[i] for i in mb if prompts[i] == prompt}) == 1
         # and one rank alone (world 1) gets the plan's micro-batches unchanged
         assert shard_step(step, prompts, 0, 1) == step
+
+
+def test_fsdp_with_lora_is_refused_before_step_0() -> None:
+    # given LoRA adapters and FSDP sharding / when the config loads / then it names both and the fix
+    with pytest.raises(ConfigError, match=r"fsdp does not train LoRA adapters.*use train\.distributed ddp"):
+        load_config(None, ["train.distributed=fsdp", "model.lora.r=4"])
+    # and each alone is accepted
+    assert load_config(None, ["train.distributed=fsdp"]).train.distributed == "fsdp"
+    assert load_config(None, ["model.lora.r=4"]).train.distributed == "ddp"
 
 
 def test_without_torchrun_there_is_one_process_and_no_group() -> None:
@@ -243,3 +256,69 @@ def test_two_processes_resume_where_they_stopped(
     assert rest["steps"] == 6
     assert [s for s, _, _ in _steps(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
     _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(rest["model_dir"])))
+
+
+# ---------------------------------------------------------------- torchrun, 2 processes, FSDP (gloo)
+
+
+@pytest.fixture(scope="module")
+def fsdp_run(setup: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("fsdp")
+    return _torchrun(setup, out, "train.distributed=fsdp") | {"out": out}
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_train_the_weights_of_one(
+    one_process: dict[str, object], fsdp_run: dict[str, object]
+) -> None:
+    # given one process (fixture) / when torchrun trains 2 processes sharing one sharded model (FSDP2)
+    # then they log the same losses and gradient norms and save the same whole weights
+    assert fsdp_run["steps"] == one_process["steps"] == 6 and fsdp_run["world_size"] == 2
+    one, fsdp = _steps(Path(str(one_process["out"]))), _steps(Path(str(fsdp_run["out"])))
+    assert [s for s, _, _ in fsdp] == [1, 2, 3, 4, 5, 6]
+    assert [loss for _, loss, _ in fsdp] == pytest.approx([loss for _, loss, _ in one], abs=1e-5)
+    assert [norm for _, _, norm in fsdp] == pytest.approx([norm for _, _, norm in one], abs=1e-4)
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(fsdp_run["model_dir"])))
+    # and the held-out evaluation, every rank running as many forwards of the sharded model, agrees
+    one_eval, fsdp_eval = one_process["eval"], fsdp_run["eval"]
+    assert isinstance(one_eval, dict) and isinstance(fsdp_eval, dict)
+    assert fsdp_eval["accuracy"] == one_eval["accuracy"]
+    assert fsdp_eval["loss"] == pytest.approx(one_eval["loss"], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_the_fsdp_model_reloads_and_scores_as_trained(
+    setup: dict[str, Path], fsdp_run: dict[str, object], tmp_path: Path
+) -> None:
+    # given the model directory rank 0 wrote from the gathered shards
+    trained = load_trained(Path(str(fsdp_run["model_dir"])))
+
+    # when the reloaded model scores the held-out pairs in this one process
+    held_out = load_pairs(setup["eval"], "validation", DataConfig(), tmp_path)
+    metrics = evaluate_pairs(trained.rm, held_out, 200, trained.dtype, torch.device("cpu"))
+
+    # then it scores them as the sharded model did at the end of training
+    trained_eval = fsdp_run["eval"]
+    assert isinstance(trained_eval, dict)
+    assert metrics["accuracy"] == trained_eval["accuracy"]
+    assert metrics["loss"] == pytest.approx(trained_eval["loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_fsdp_processes_resume_where_they_stopped(
+    setup: dict[str, Path], one_process: dict[str, object], tmp_path: Path
+) -> None:
+    # given 2 FSDP processes stopped after 3 steps (checkpoints hold whole tensors, gathered to rank 0)
+    first = _torchrun(setup, tmp_path / "run", "train.distributed=fsdp", "train.max_steps=3")
+    assert first["steps"] == 3
+    shutil.copytree(tmp_path / "run", tmp_path / "alone")
+
+    # when 2 FSDP processes resume from it, and one process resumes from a copy of it
+    rest = _torchrun(setup, tmp_path / "run", "train.distributed=fsdp", resume=True)
+    alone = train(_config(setup, tmp_path / "alone"), resume=True, progress=False)
+
+    # then both end where one uninterrupted process ends
+    assert rest["steps"] == alone["steps"] == 6
+    assert [s for s, _, _ in _steps(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(rest["model_dir"])))
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(alone["model_dir"])))

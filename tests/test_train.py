@@ -1,6 +1,7 @@
 """The training loop end to end on a tiny encoder: learning, checkpoints, resume, regression, failures."""
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,6 +121,26 @@ def test_fixed_seed_per_step_losses(
 
 
 EXPECTED_LOSSES = [0.6946, 0.8046, 0.3899, 0.3466, 0.2104]
+
+
+@pytest.mark.slow
+def test_a_compiled_scorer_trains_as_the_eager_one(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # given a machine where inductor can build CPU kernels (it needs a C++ compiler)
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        pytest.skip("torch.compile (inductor) needs a C++ compiler on PATH for CPU kernels: none found")
+
+    # when the fixed-seed run trains 2 steps with train.compile
+    out = tmp_path / "run"
+    config = _config(tiny_encoder_dir, *pair_files, out, "train.max_steps=2", "train.compile=true")
+    result = train(config, progress=False)
+
+    # then it trains, with the per-step losses of the eager scorer
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    losses = [json.loads(line)["loss"] for line in lines if "loss" in json.loads(line)]
+    assert result["steps"] == 2
+    assert losses == pytest.approx(EXPECTED_LOSSES[:2], abs=2e-4)
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(

@@ -143,7 +143,8 @@ class RewardModule(nn.Module):
         self.separator = _segment_separator(rm)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
+        scores = _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
+        return scores.clone()  # not a view of the logits: FSDP2 warns about returned views
 
 
 def _score(
