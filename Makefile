@@ -1,4 +1,4 @@
-# make run   install into .venv, then run the main job on the built-in sample
+# make run   install into .venv, then retrain on the built-in sample: ingest, train, evaluate, register
 # make test  install into .venv with test dependencies, then run the whole test suite
 PYTHON ?= python3
 VENV := .venv
@@ -27,7 +27,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/python -m flows.ingest --sample
+	$(BIN)/python -m flows.retrain --sample
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check rmcore flows tests bench
@@ -39,4 +39,4 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check rmcore flows tests bench
 
 clean:
-	rm -rf $(VENV) .prefect data/lake data/raw/sample
+	rm -rf $(VENV) .prefect data/lake data/raw/sample runs mlflow/mlflow.db mlflow/artifacts

@@ -95,9 +95,13 @@ def ingest_flow(
     lake: str | None = None,
     sample: bool = False,
     fmt: str | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Ingest label files into the lake and rebuild the pair datasets; the summaries."""
-    config = load_config(Path(config_path) if config_path else None)
+    """Ingest label files into the lake and rebuild the pair datasets; the summaries.
+
+    `overrides` are `--set KEY=VALUE` assignments applied to the config (e.g. `data.lake=...`).
+    """
+    config = load_config(Path(config_path) if config_path else None, overrides or ())
     lake_dir = str(lake or config.data.lake)
     inputs = list(paths or [])
     if sample:

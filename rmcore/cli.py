@@ -7,7 +7,9 @@ rmcore data-report --lake data/lake
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,11 @@ from rmcore.data.pairs import build_pairs
 from rmcore.data.report import write_report
 
 LARGE_INPUT_BYTES = 32 << 20
+MODEL_URI_PREFIXES = ("models:/", "runs:/")
+MODEL_HELP = (
+    "model directory written by rmcore train, or a registered or logged model: "
+    "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model"
+)
 
 
 class CommandError(Exception):
@@ -149,19 +156,44 @@ def cmd_train(args: argparse.Namespace) -> int:
     return run(args)
 
 
+@contextmanager
+def local_model(args: argparse.Namespace) -> Iterator[Path]:
+    """The --model directory: a path as given, or a models:/ or runs:/ URI downloaded for the command.
+
+    A URI is looked up in the tracking store of --config (tracking.tracking_uri, else
+    $MLFLOW_TRACKING_URI, else mlflow/mlflow.db) and downloaded into a temporary folder.
+    """
+    if not args.model.startswith(MODEL_URI_PREFIXES):
+        yield Path(args.model)
+        return
+    from rmcore.tracking import model_dir_of
+
+    with tempfile.TemporaryDirectory(prefix="rmcore-model-") as scratch:
+        yield model_dir_of(args.model, Path(scratch), load_config(args.config).tracking)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rmcore.evaluate import report_markdown
-    from rmcore.scoring import evaluate_file
+    from rmcore.scoring import evaluation
 
-    metrics = evaluate_file(args.model, args.pairs, args.split)
-    _emit(args, metrics, [report_markdown(metrics)])
+    with local_model(args) as model_dir:
+        result = evaluation(model_dir, args.pairs, args.split)
+    metrics, human = result.metrics, [report_markdown(result.metrics)]
+    if args.report is not None:
+        from rmcore.eval_report import write_eval_report
+
+        files = write_eval_report(result.chosen, result.rejected, result.pairs, metrics, args.report)
+        metrics = {**metrics, "report": {name: str(path) for name, path in files.items()}}
+        human.append(f"report written: {files['report.html']} (plots and report.md beside it)")
+    _emit(args, metrics, human)
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
     from rmcore.scoring import score_file
 
-    summary = score_file(args.model, args.input, args.output)
+    with local_model(args) as model_dir:
+        summary = score_file(model_dir, args.input, args.output)
     _emit(args, summary, [f"scored {summary['rows']} rows -> {summary['output']}"])
     return 0
 
@@ -195,12 +227,13 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_train)
 
     p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs.")
-    p.add_argument("--model", type=Path, required=True, help="model directory written by rmcore train")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--pairs", type=Path, required=True, help="pair file, lake, or label file")
     p.add_argument("--split", default="test", help="the lake split to use when --pairs is a lake")
+    p.add_argument("--report", type=Path, help="also write the plots and report.html into this folder")
 
     p = command("score", cmd_score, "Score (prompt, response) rows with a trained model.")
-    p.add_argument("--model", type=Path, required=True, help="model directory written by rmcore train")
+    p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("input", type=Path, help="JSONL/JSON/CSV/Parquet rows with prompt and response")
     p.add_argument("--output", type=Path, required=True, help="Parquet (or .jsonl) file to write")
 

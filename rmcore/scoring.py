@@ -20,9 +20,10 @@ from rmcore.data.atomic import write_table, write_text
 from rmcore.data.containers import records
 from rmcore.data.pairsets import load_pairs
 from rmcore.data.records import RowRejected
+from rmcore.evaluate import pair_metrics
 from rmcore.model.reward import RewardModel, build_reward_model
 from rmcore.model.tokenize import encode_many
-from rmcore.train import METADATA, autocast_dtype, evaluate_pairs, score_sequences
+from rmcore.train import METADATA, autocast_dtype, score_pairs, score_sequences
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,22 @@ def score_file(model_dir: Path, source: Path, output: Path) -> dict[str, Any]:
     return {"rows": len(raw), "output": str(output), "reward_mean": float(raw.mean()) if len(raw) else None}
 
 
-def evaluate_file(model_dir: Path, pairs: Path, split: str = "test") -> dict[str, Any]:
-    """Held-out metrics of a trained model on pairs: a pair file, a lake (its `split`), or a label file."""
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's scores on a pair table and `pair_metrics` of them."""
+
+    metrics: dict[str, Any]
+    chosen: np.ndarray
+    """Rewards of each pair's chosen response, (p,), in the table's order."""
+    rejected: np.ndarray
+    """Rewards of each pair's rejected response, (p,)."""
+    pairs: pa.Table
+
+
+def evaluation(model_dir: Path, pairs: Path, split: str = "test") -> Evaluation:
+    """Scores and metrics of a trained model on pairs: a pair file, a lake (its `split`), or a label file."""
     trained = load_trained(model_dir)
     with tempfile.TemporaryDirectory(prefix="rmcore-eval-") as scratch:
         data = load_pairs(pairs, split, DataConfig(), Path(scratch) / "lake")
-    return evaluate_pairs(trained.rm, data, 16_384, trained.dtype, trained.rm.model.device)
+    chosen, rejected = score_pairs(trained.rm, data, 16_384, trained.dtype, trained.rm.model.device)
+    return Evaluation(pair_metrics(chosen, rejected, data.pairs), chosen, rejected, data.pairs)

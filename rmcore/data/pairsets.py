@@ -64,6 +64,12 @@ def _from_lake(root: Path, splits: tuple[str, ...]) -> PairSet:
     )
 
 
+def lake_pairs_hash(root: Path) -> str:
+    """Content hash of every pair and ranking file build-pairs wrote in the lake at `root`, all splits."""
+    folder = pairs_dir(Lake(root))
+    return _hash([folder / f"{prefix}{s}.parquet" for s in SPLITS for prefix in ("", "rankings_")])
+
+
 def _is_pair_file(path: Path) -> bool:
     """A Parquet file that build-pairs wrote (it has chosen, rejected and p_chosen columns)."""
     return path.suffix == ".parquet" and {"chosen", "rejected", "p_chosen"} <= set(pq.read_schema(path).names)

@@ -1,0 +1,312 @@
+"""The retrain flow: ingest new labels -> pairs -> train -> evaluate new and champion -> register -> promote.
+
+    python -m flows.retrain --sample                  # the built-in sample, as `make run` does
+    python -m flows.retrain data/raw/new --config configs/default.yaml --set train.epochs=2
+    prefect deployment run 'retrain/adhoc' -p paths='["data/raw/new"]'    # see prefect.yaml
+
+Each task wraps one rmcore call and passes paths. Training is cached on a key over rmcore's version, the
+config and the content hash of the lake's pair files: a rerun with no new data and an unchanged config
+trains nothing and says so. Reading files and talking to MLflow retry; training and evaluation do not
+(they are deterministic, and a retried training resumes from its last checkpoint anyway).
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.context import TaskRunContext
+
+from flows.ingest import build_pair_datasets, data_report, ingest_flow
+from rmcore import __version__, tracking
+from rmcore.config import Config, load_config
+from rmcore.data.pairsets import lake_pairs_hash
+from rmcore.eval_report import write_eval_report
+from rmcore.evaluate import to_jsonable
+from rmcore.scoring import evaluation
+from rmcore.train import CHECKPOINTS, MODEL_DIR, latest_checkpoint, train
+
+SPLIT = "test"
+"""The held-out split the new model and the champion are compared on."""
+
+
+def training_key(config: Config, data_hash: str) -> str:
+    """What a trained model depends on: rmcore's version, the config (less where outputs go) and the data."""
+    settings = config.model_dump(mode="json", exclude={"output_dir", "tracking"})
+    document = {"rmcore": __version__, "config": settings, "data": data_hash}
+    return hashlib.blake2b(orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def _key_parameter(_: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return f"rmcore-train-{parameters['key']}"
+
+
+@task(retries=2, retry_delay_seconds=1)
+def pairs_hash(lake: str) -> str:
+    """Content hash of the lake's pair and ranking files (every split)."""
+    return lake_pairs_hash(Path(lake))
+
+
+def _torchrun(config: Config, resume: bool) -> dict[str, Any]:
+    """`torchrun --nproc_per_node N -m rmcore.train`, its output streamed into the log; its JSON result."""
+    logger = get_run_logger()
+    config_file = config.output_dir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(config.train.nproc_per_node),
+        "-m", "rmcore.train", "--config", str(config_file), "--json", *(["--resume"] if resume else []),
+    ]  # fmt: skip
+    logger.info("launching %s", " ".join(command))
+    last = ""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            logger.info(line.rstrip())
+            last = line if line.startswith("{") else last
+    if child.returncode != 0:
+        raise RuntimeError(f"torchrun exited with status {child.returncode}; its output is in this run's log")
+    result: dict[str, Any] = orjson.loads(last)
+    return result
+
+
+@task(cache_key_fn=_key_parameter, persist_result=True, result_serializer="json")
+def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
+    """Train on the lake's train split into `config.output_dir`, inside a new MLflow run; the summary.
+
+    Resumes from the last checkpoint of an interrupted attempt. With `train.nproc_per_node` > 1 it launches
+    torchrun; otherwise it trains in this process.
+    """
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    resume = latest_checkpoint(out) is not None
+    tags = {"rmcore.training_key": key, "rmcore.data_hash": data_hash, "rmcore.version": __version__}
+    with tracking.tracked_run(config.tracking, run_name=f"retrain-{key[:8]}", tags=tags) as run_id:
+        tracking.log_config(config)
+        tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
+        if config.train.nproc_per_node > 1:
+            result = _torchrun(config, resume)
+        else:
+            result = train(config, resume=resume, progress=False)
+        tracking.log_history(out / "metrics.jsonl")
+        tracking.log_evaluation(result["eval"], "validation")
+    summary = {key: value for key, value in result.items() if key != "eval"}
+    return to_jsonable({**summary, "validation": result["eval"], "run_id": run_id, "out": str(out)})
+
+
+@task
+def evaluate_model(model_dir: str, lake: str, report_dir: str, title: str) -> dict[str, Any]:
+    """Metrics of a model on the lake's held-out split, and its visual report (PNG plots + HTML)."""
+    scored = evaluation(Path(model_dir), Path(lake), SPLIT)
+    files = write_eval_report(
+        scored.chosen, scored.rejected, scored.pairs, scored.metrics, Path(report_dir), title
+    )
+    report = {name: str(path) for name, path in files.items()}
+    return {"metrics": to_jsonable(scored.metrics), "report": report}
+
+
+@task(retries=2, retry_delay_seconds=2)
+def champion_model(config: Config, dest: str) -> dict[str, Any] | None:
+    """The registered champion's version and local model directory, or None before the first promotion."""
+    version = tracking.champion_version(config.tracking)
+    if version is None:
+        return None
+    uri = f"models:/{config.tracking.registered_model}/{version}"
+    return {"version": version, "model_dir": str(tracking.model_dir_of(uri, Path(dest)))}
+
+
+@task(retries=2, retry_delay_seconds=2)
+def register_model(
+    config: Config,
+    trained: dict[str, Any],
+    evaluated: dict[str, Any],
+    champion: dict[str, Any] | None,
+    data_report: dict[str, str],
+) -> str:
+    """Log held-out metrics, reports and the pyfunc model into the training run; the new model version."""
+    metrics = evaluated["metrics"]
+    with tracking.tracked_run(config.tracking, run_id=trained["run_id"]):
+        tracking.log_evaluation(metrics, SPLIT)
+        if champion is not None:
+            tracking.log_evaluation(champion["metrics"], f"champion_{SPLIT}")
+        tracking.log_artifacts([Path(p) for p in evaluated["report"].values()], "evaluation")
+        tracking.log_artifacts([Path(p) for p in data_report.values()], "data")
+        model_uri = tracking.log_reward_model(Path(trained["model_dir"]))
+        tags = {
+            "rmcore.data_hash": trained["data_hash"],
+            "rmcore.training_key": trained["key"],
+            f"{SPLIT}.accuracy": str(metrics["accuracy"]),
+            f"{SPLIT}.loss": str(metrics["loss"]),
+        }
+        return tracking.register(config.tracking, model_uri, tags)
+
+
+@task(retries=2, retry_delay_seconds=2)
+def promote_model(
+    config: Config, version: str, accuracy: float, champion: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Alias `champion` for the new version if it beats the champion on the same pairs, else `challenger`."""
+    return tracking.promote(
+        config.tracking,
+        version,
+        accuracy,
+        champion["metrics"]["accuracy"] if champion else None,
+        champion["version"] if champion else None,
+    )
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def summary_markdown(result: dict[str, Any]) -> str:
+    """The flow's markdown artifact: data counts, rejects, metrics of both models, the promotion decision."""
+    ingested, pairs = result["ingest"], result["pairs"]
+    if ingested is None:
+        data = "No new label files: trained on the lake as it is."
+    else:
+        rejected = ", ".join(f"{reason} {n}" for reason, n in ingested["rejected"].items()) or "none"
+        data = (
+            f"Rows read {ingested['rows_read']}: {ingested['accepted']} accepted, "
+            f"{ingested['rejected_total']} rejected ({rejected}); "
+            f"{ingested['new_comparisons']} new comparisons."
+        )
+    split_counts = ", ".join(f"{split} {n}" for split, n in pairs["pairs"].items())
+    lines = ["# Retrain", "", f"{data} Pairs per split: {split_counts}.", ""]
+    if not result["trained"]:
+        return "\n".join([*lines, result["message"]])
+    new, champion, decision = result["evaluation"], result.get("champion"), result["promotion"]
+    table = [f"| held-out ({SPLIT}) | new model | champion |", "|---|---:|---:|"]
+    for label, value in (
+        ("pairs", lambda m: str(m["n_pairs"])),
+        ("accuracy", lambda m: _pct(m["accuracy"])),
+        ("Bradley-Terry loss", lambda m: _num(m["loss"])),
+        ("expected calibration error", lambda m: _num(m["calibration"]["ece"])),
+    ):
+        theirs = value(champion["metrics"]) if champion else "none yet"
+        table.append(f"| {label} | {value(new['metrics'])} | {theirs} |")
+    verdict = (
+        f"**Version {decision['version']} is the new champion.**"
+        if decision["promoted"]
+        else f"**Version {decision['version']} stays challenger**; the champion is still version "
+        f"{decision['champion_version']}."
+    )
+    return "\n".join(
+        [
+            *lines,
+            f"Trained {result['train']['steps']} steps on {result['train']['train_pairs']} pairs in "
+            f"{result['train']['train_seconds']:.0f} s ({result['train']['train_pairs_per_s']:.1f} pairs/s).",
+            "",
+            *table,
+            "",
+            verdict + f" Margin required: {decision['margin']}.",
+            "",
+            f"Evaluation report: `{new['report']['report.html']}`. MLflow run `{result['run_id']}` "
+            f"({result['tracking_uri']}).",
+        ]
+    )
+
+
+@flow(name="retrain", log_prints=True)
+def retrain_flow(
+    paths: list[str] | None = None,
+    config_path: str | None = None,
+    sample: bool = False,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Ingest new label files, then train, evaluate, register and promote a reward model; what happened."""
+    config = load_config(Path(config_path) if config_path else None, overrides or ())
+    lake = str(config.data.lake)
+    if paths or sample:
+        ingested = ingest_flow(paths, config_path, sample=sample, overrides=overrides)
+    else:
+        report = data_report(lake)
+        ingested = {"ingest": None, "pairs": build_pair_datasets(lake, config), "report": report["paths"]}
+    data_hash = pairs_hash(lake)
+    key = training_key(config, data_hash)
+    run_config = config.model_copy(update={"output_dir": config.output_dir / key[:16]})
+    model_dir = run_config.output_dir / MODEL_DIR
+    stale = not (model_dir / "rmcore.json").exists()
+    state = train_model.with_options(refresh_cache=stale)(run_config, key, data_hash, return_state=True)
+    trained = {**state.result(), "key": key, "data_hash": data_hash}
+    result: dict[str, Any] = {
+        "ingest": ingested["ingest"],
+        "pairs": ingested["pairs"],
+        "trained": state.name != "Cached",
+        "model_dir": trained["model_dir"],
+        "run_id": trained["run_id"],
+        "tracking_uri": tracking.tracking_uri(config.tracking),
+    }
+    if not result["trained"]:
+        result["message"] = (
+            f"No new data and an unchanged config (training key {key[:16]}): nothing trained. The model of "
+            f"MLflow run {trained['run_id']} ({trained['model_dir']}) stays as registered."
+        )
+        print(result["message"])
+    else:
+        reports = run_config.output_dir / "report"
+        result["train"] = {k: v for k, v in trained.items() if k != "validation"}
+        result["evaluation"] = evaluate_model(trained["model_dir"], lake, str(reports / "new"), "New model")
+        champion = champion_model(run_config, str(run_config.output_dir / "champion"))
+        if champion is not None:
+            scored = evaluate_model(champion["model_dir"], lake, str(reports / "champion"), "Champion")
+            champion = {**champion, **scored}
+            result["champion"] = champion
+        version = register_model(run_config, trained, result["evaluation"], champion, ingested["report"])
+        result["promotion"] = promote_model(
+            run_config, version, result["evaluation"]["metrics"]["accuracy"], champion
+        )
+        shutil.rmtree(run_config.output_dir / CHECKPOINTS, ignore_errors=True)
+        shutil.rmtree(run_config.output_dir / "champion", ignore_errors=True)
+    create_markdown_artifact(
+        key="retrain-summary",
+        markdown=summary_markdown(result),
+        description="rmcore retrain: data, metrics, promotion",
+    )
+    ui = tracking.run_ui_link(config.tracking, result["run_id"])
+    if ui is not None:
+        create_link_artifact(key="mlflow-run", link=ui, description="The MLflow run of this retraining")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the flow from the command line and print where to look."""
+    parser = argparse.ArgumentParser(description="Run the rmcore retrain flow.")
+    parser.add_argument("paths", nargs="*", help="new label files or folders to ingest first")
+    parser.add_argument("--sample", action="store_true", help="ingest the built-in sample")
+    parser.add_argument("--config", help="pipeline config YAML (default: configs/default.yaml's values)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    start = time.perf_counter()
+    result = retrain_flow(args.paths, args.config, args.sample, args.overrides)
+    print()
+    if result["trained"]:
+        decision, metrics = result["promotion"], result["evaluation"]["metrics"]
+        print(
+            f"model version {decision['version']}: held-out accuracy {_pct(metrics['accuracy'])} on "
+            f"{metrics['n_pairs']} {SPLIT} pairs; "
+            + ("promoted to champion" if decision["promoted"] else "challenger, champion unchanged")
+        )
+        print(f"evaluation report: {result['evaluation']['report']['report.html']}")
+    print(f"model: {result['model_dir']}")
+    print(f"MLflow run {result['run_id']} in {result['tracking_uri']}")
+    print(f"browse: mlflow ui --backend-store-uri {result['tracking_uri']}")
+    print(f"pipeline took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

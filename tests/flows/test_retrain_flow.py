@@ -1,0 +1,86 @@
+"""The retrain flow end to end under a real (temporary) Prefect API, a temporary MLflow SQLite store and a
+tiny encoder: register, promote, skip a rerun with nothing new, never promote a worse model."""
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from mlflow import MlflowClient
+from prefect.client.orchestration import get_client
+
+from flows.retrain import retrain_flow
+from rmcore.config import load_config
+from rmcore.tracking import tracking_uri
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, tiny_encoder_dir: Path) -> Path:
+    """A pipeline config whose lake, runs and MLflow store are temporary, training the tiny encoder."""
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(
+        f"data:\n  lake: {tmp_path / 'lake'}\n  raw: {tmp_path / 'raw'}\n"
+        f"model:\n  name_or_path: {tiny_encoder_dir}\n  max_length: 48\n  precision: fp32\n"
+        "train:\n  batch_size: 16\n  lr: 2.0e-3\n  epochs: 4\n  save_every: 1000\n"
+        f"tracking:\n  store: {tmp_path / 'mlflow'}\n  system_metrics: false\n"
+        f"output_dir: {tmp_path / 'runs'}\n"
+    )
+    return path
+
+
+async def _latest_artifact(key: str) -> str:
+    async with get_client() as client:
+        artifacts = await client.read_latest_artifacts()
+        return str(next(a.data for a in artifacts if a.key == key))
+
+
+@pytest.mark.slow
+def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse_model(
+    pipeline: Path,
+    tmp_path: Path,
+    synthetic_pairs: Callable[..., pa.Table],
+    write_labels: Callable[[Path, pa.Table], Path],
+) -> None:
+    # given label files where the chosen response carries "good" words
+    first_labels = write_labels(tmp_path / "incoming" / "day1.jsonl", synthetic_pairs(400, seed=11))
+    config = load_config(pipeline)
+    client = MlflowClient(tracking_uri(config.tracking))
+
+    # when the flow retrains on them
+    first = retrain_flow([str(first_labels)], str(pipeline))
+
+    # then version 1 is registered as champion, with its held-out metrics, data hash and reports
+    assert first["trained"] and first["promotion"]["promoted"]
+    champion = client.get_model_version_by_alias("reward-model", "champion")
+    assert str(champion.version) == first["promotion"]["version"] == "1"
+    run = client.get_run(first["run_id"])
+    assert run.data.metrics["test.accuracy"] == pytest.approx(first["evaluation"]["metrics"]["accuracy"])
+    assert run.data.metrics["test.accuracy"] >= 0.9
+    assert len(client.get_metric_history(first["run_id"], "train.loss")) > 1
+    assert champion.tags["rmcore.data_hash"] == run.data.tags["rmcore.data_hash"]
+    logged = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
+    assert {"evaluation/report.html", "evaluation/reliability.png"} <= logged
+    assert "new champion" in asyncio.run(_latest_artifact("retrain-summary"))
+
+    # when it runs again with the same file and config
+    again = retrain_flow([str(first_labels)], str(pipeline))
+
+    # then nothing is trained or registered, and it says so
+    assert not again["trained"] and "nothing trained" in again["message"]
+    assert again["run_id"] == first["run_id"]
+    assert len(client.search_model_versions("name='reward-model'")) == 1
+
+    # when new labels arrive but the config makes a worse model (one tiny step: an untrained head)
+    second_labels = write_labels(tmp_path / "incoming" / "day2.jsonl", synthetic_pairs(200, seed=12))
+    untrained = ["train.max_steps=1", "train.lr=1e-6"]
+    worse = retrain_flow([str(second_labels)], str(pipeline), overrides=untrained)
+
+    # then the worse model is registered as challenger and the champion stays, both scored on the same pairs
+    decision = worse["promotion"]
+    assert worse["trained"] and not decision["promoted"]
+    assert decision["new_accuracy"] < decision["champion_accuracy"]
+    assert worse["champion"]["metrics"]["n_pairs"] == worse["evaluation"]["metrics"]["n_pairs"] > 0
+    assert str(client.get_model_version_by_alias("reward-model", "champion").version) == "1"
+    challenger = client.get_model_version_by_alias("reward-model", "challenger")
+    assert str(challenger.version) == decision["version"] == "2"
