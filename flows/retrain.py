@@ -234,6 +234,11 @@ def retrain_flow(
     else:
         report = data_report(lake)
         ingested = {"ingest": None, "pairs": build_pair_datasets(lake, config), "report": report["paths"]}
+    if not ingested["pairs"]["pairs"].get(SPLIT):
+        raise ValueError(
+            f"{lake}: the {SPLIT} split has no pairs, and promotion compares models on it; ingest more "
+            f"labels or raise data.splits.{SPLIT}"
+        )
     data_hash = pairs_hash(lake)
     key = training_key(config, data_hash)
     run_config = config.model_copy(update={"output_dir": config.output_dir / key[:16]})

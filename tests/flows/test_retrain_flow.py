@@ -84,3 +84,19 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert str(client.get_model_version_by_alias("reward-model", "champion").version) == "1"
     challenger = client.get_model_version_by_alias("reward-model", "challenger")
     assert str(challenger.version) == decision["version"] == "2"
+
+
+def test_retrain_without_test_pairs_stops_before_training(
+    pipeline: Path,
+    tmp_path: Path,
+    synthetic_pairs: Callable[..., pa.Table],
+    write_labels: Callable[[Path, pa.Table], Path],
+) -> None:
+    # given splits that leave no prompt to the test split, on which promotion compares models
+    labels = write_labels(tmp_path / "incoming" / "labels.jsonl", synthetic_pairs(20, seed=3))
+    no_test = ["data.splits.train=0.9", "data.splits.validation=0.1", "data.splits.test=0.0"]
+
+    # when the flow runs / then it refuses before training, saying what to change
+    with pytest.raises(ValueError, match=r"test split has no pairs.*data\.splits\.test"):
+        retrain_flow([str(labels)], str(pipeline), overrides=no_test)
+    assert not (tmp_path / "runs").exists()
