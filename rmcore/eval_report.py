@@ -6,8 +6,9 @@ rmcore evaluate --model runs/latest/model --pairs data/lake/pairs/test.parquet -
 rejected response ((n,) each), the pair table they came from and `rmcore.evaluate.pair_metrics` of the
 same, and writes into `out`, each file atomically:
 
-- reliability.png: the reliability diagram of metrics["calibration"] (mean sigmoid(r_w - r_l) against the
-  mean outcome per bin, the diagonal, the count per bin as bars), its ECE in the title;
+- reliability.png: the reliability diagram of metrics["calibration"] (mean sigmoid(r_a - r_b) against the
+  mean share of votes for a per bin, each pair in both orientations; the diagonal, the count per bin as
+  bars), its ECE in the title;
 - reward_hist.png: histograms of chosen and rejected rewards over the same bins, their means marked;
 - accuracy_by_agreement.png: accuracy per number of votes and per p_chosen bucket, conflicts left out;
 - accuracy_by_source.png: accuracy per source (the 20 largest when there are more);
@@ -51,8 +52,9 @@ MAX_LABEL = 28
 """Group names longer than this are cut, with an ellipsis."""
 
 PLOTS = {
-    "reliability.png": "Reliability diagram: the model's mean probability that the chosen response wins "
-    "(sigmoid of the reward margin) against the observed outcome, per bin; the grey bars count each bin.",
+    "reliability.png": "Reliability diagram: the model's mean probability that a response wins (sigmoid of "
+    "the reward margin) against the share of votes it got, per bin, each pair counted from both sides; "
+    "the grey bars count each bin.",
     "reward_hist.png": "Rewards the model gives to chosen and to rejected responses (same bins); "
     "the dashed lines are their means.",
     "accuracy_by_agreement.png": "Accuracy by annotator agreement: by number of votes and by p_chosen, the "
@@ -121,7 +123,7 @@ def reliability_figure(metrics: dict[str, Any]) -> Figure:
     table = [row for row in calibration["table"] if row["count"]]
     figure = _figure(6.4, 5.0)
     ax = figure.add_subplot()
-    ax.set_title(f"Reliability of sigmoid(r_chosen - r_rejected)\nECE = {_number(calibration['ece'], 3)}")
+    ax.set_title(f"Reliability of sigmoid(r_a - r_b)\nECE = {_number(calibration['ece'], 3)}")
     if not table:
         _no_data(ax, "no pairs")
         return figure
@@ -149,8 +151,8 @@ def reliability_figure(metrics: dict[str, Any]) -> Figure:
     )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
-    ax.set_xlabel("predicted: mean sigmoid(r_chosen - r_rejected) in the bin")
-    ax.set_ylabel("observed: mean p_chosen (share of votes)")
+    ax.set_xlabel("predicted: mean sigmoid(r_a - r_b) in the bin (each pair both ways)")
+    ax.set_ylabel("observed: mean share of votes for a")
     handles = ax.get_legend_handles_labels()[0] + counts.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3)
     return figure
