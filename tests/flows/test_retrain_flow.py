@@ -100,3 +100,22 @@ def test_retrain_without_test_pairs_stops_before_training(
     with pytest.raises(ValueError, match=r"test split has no pairs.*data\.splits\.test"):
         retrain_flow([str(labels)], str(pipeline), overrides=no_test)
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_retrain_launches_torchrun_for_several_processes(
+    pipeline: Path,
+    tmp_path: Path,
+    synthetic_pairs: Callable[..., pa.Table],
+    write_labels: Callable[[Path, pa.Table], Path],
+) -> None:
+    # given a config asking for two processes per node
+    labels = write_labels(tmp_path / "incoming" / "labels.jsonl", synthetic_pairs(120, seed=5))
+
+    # when the flow retrains
+    result = retrain_flow([str(labels)], str(pipeline), overrides=["train.nproc_per_node=2"])
+
+    # then training ran under torchrun with two ranks (gloo on CPU) and the model was registered
+    assert result["train"]["world_size"] == 2
+    assert result["promotion"]["version"] == "1"
+    assert (Path(result["model_dir"]) / "model.safetensors").exists()
