@@ -28,12 +28,12 @@ from prefect.context import TaskRunContext
 
 from flows.ingest import build_pair_datasets, data_report, ingest_flow
 from rmcore import __version__, tracking
-from rmcore.config import Config, load_config
+from rmcore.config import Config, ConfigError, load_config
 from rmcore.data.pairsets import lake_pairs_hash
 from rmcore.eval_report import write_eval_report
 from rmcore.evaluate import to_jsonable
 from rmcore.scoring import evaluation
-from rmcore.train import CHECKPOINTS, MODEL_DIR, latest_checkpoint, train
+from rmcore.train import CHECKPOINTS, MODEL_DIR, TrainingError, latest_checkpoint, train
 
 SPLIT = "test"
 """The held-out split the new model and the champion are compared on."""
@@ -280,9 +280,11 @@ def retrain_flow(
         markdown=summary_markdown(result),
         description="rmcore retrain: data, metrics, promotion",
     )
-    ui = tracking.run_ui_link(config.tracking, result["run_id"])
-    if ui is not None:
-        create_link_artifact(key="mlflow-run", link=ui, description="The MLflow run of this retraining")
+    create_link_artifact(
+        key="mlflow-run",
+        link=tracking.run_ui_link(config.tracking, result["run_id"]),
+        description="The MLflow run of this retraining (for a local store: start `mlflow ui` first)",
+    )
     return result
 
 
@@ -296,16 +298,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
-    result = retrain_flow(args.paths, args.config, args.sample, args.overrides)
+    try:
+        result = retrain_flow(args.paths, args.config, args.sample, args.overrides)
+    except (ConfigError, TrainingError, FileNotFoundError, ValueError) as error:
+        print(f"retrain: error: {error}", file=sys.stderr)
+        return 1
     print()
     if result["trained"]:
         decision, metrics = result["promotion"], result["evaluation"]["metrics"]
+        against = (
+            f" (champion version {decision['previous_champion']}: {_pct(decision['champion_accuracy'])})"
+            if decision["previous_champion"]
+            else " (the first champion)"
+        )
         print(
             f"model version {decision['version']}: held-out accuracy {_pct(metrics['accuracy'])} on "
             f"{metrics['n_pairs']} {SPLIT} pairs; "
             + ("promoted to champion" if decision["promoted"] else "challenger, champion unchanged")
+            + against
         )
         print(f"evaluation report: {result['evaluation']['report']['report.html']}")
+    else:
+        print(result["message"])
     print(f"model: {result['model_dir']}")
     print(f"MLflow run {result['run_id']} in {result['tracking_uri']}")
     print(f"browse: mlflow ui --backend-store-uri {result['tracking_uri']}")

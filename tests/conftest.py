@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -41,10 +42,11 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from rmcore.config import ModelConfig
+from rmcore.config import ModelConfig, load_config
 from rmcore.data import schemas
 from rmcore.data.normalize import digest
 from rmcore.model.reward import resolve_model_path
+from rmcore.train import train
 
 if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rmcore-prefect-")
@@ -227,3 +229,27 @@ def make_synthetic_pairs(
 def synthetic_pairs() -> Callable[..., pa.Table]:
     """`synthetic_pairs(n, seed, ...)`: a pair table a tiny model can learn (see make_synthetic_pairs)."""
     return make_synthetic_pairs
+
+
+@pytest.fixture(scope="session")
+def tiny_trained(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny encoder trained for a few steps on synthetic pairs (model directory, held-out pair file).
+
+    Its rmcore.json has the held-out reward mean and std, so it gives normalized rewards too.
+    """
+    folder = tmp_path_factory.mktemp("tiny_trained")
+    pq.write_table(make_synthetic_pairs(64, seed=1), folder / "train.parquet")
+    pq.write_table(make_synthetic_pairs(24, seed=2), folder / "eval.parquet")
+    config = load_config(
+        None,
+        [
+            f"model.name_or_path={tiny_encoder_dir}",
+            "model.max_length=48",
+            "model.precision=fp32",
+            f"data.train={folder / 'train.parquet'}",
+            f"data.eval={folder / 'eval.parquet'}",
+            f"output_dir={folder / 'run'}",
+            "train.lr=1e-3",
+        ],
+    )
+    return Path(train(config, progress=False)["model_dir"]), folder / "eval.parquet"

@@ -2,20 +2,16 @@
 
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from rmcore.cli import main as cli
-from rmcore.config import load_config
 from rmcore.eval_report import PLOTS, write_eval_report
 from rmcore.evaluate import pair_metrics
-from rmcore.train import train
 
 REPORT_FILES = {*PLOTS, "report.html", "report.md"}
 MAX_PNG_BYTES = 150_000
@@ -131,29 +127,13 @@ def test_report_refuses_rewards_that_do_not_match_the_table(tmp_path: Path) -> N
 
 @pytest.mark.slow
 def test_cli_evaluate_writes_the_report(
-    tiny_encoder_dir: Path,
-    tmp_path: Path,
-    synthetic_pairs: Callable[..., pa.Table],
-    capsys: pytest.CaptureFixture[str],
+    tiny_trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # given a tiny model trained for a few steps and a held-out pair file
-    pq.write_table(synthetic_pairs(32, seed=1), tmp_path / "train.parquet")
-    pq.write_table(synthetic_pairs(24, seed=2), tmp_path / "eval.parquet")
-    config = load_config(
-        None,
-        [
-            f"model.name_or_path={tiny_encoder_dir}",
-            "model.max_length=48",
-            "model.precision=fp32",
-            f"data.train={tmp_path / 'train.parquet'}",
-            f"data.eval={tmp_path / 'eval.parquet'}",
-            f"output_dir={tmp_path / 'run'}",
-        ],
-    )
-    model_dir = train(config, progress=False)["model_dir"]
+    # given a tiny model trained for a few steps and its held-out pair file
+    model_dir, eval_file = tiny_trained
 
     # when `rmcore evaluate --report` runs on the held-out pairs
-    argv = ["evaluate", "--model", str(model_dir), "--pairs", str(tmp_path / "eval.parquet")]
+    argv = ["evaluate", "--model", str(model_dir), "--pairs", str(eval_file)]
     assert cli([*argv, "--report", str(tmp_path / "report"), "--json"]) == 0
 
     # then the report is written and its files are listed with the metrics

@@ -1,51 +1,24 @@
 """Using a trained model: `rmcore score` rows and `rmcore evaluate` pairs, from the saved directory."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from rmcore.cli import main as cli
-from rmcore.config import load_config
 from rmcore.data.pairsets import PairSet
 from rmcore.data.schemas import SPLIT_RANKINGS
 from rmcore.scoring import load_trained, score_file
-from rmcore.train import score_pairs, train
-
-
-@pytest.fixture(scope="module")
-def trained(
-    tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory, synthetic_pairs: Callable[..., pa.Table]
-) -> tuple[Path, Path]:
-    """A tiny model trained for a few steps, and its held-out pair file."""
-    folder = tmp_path_factory.mktemp("scoring")
-    pq.write_table(synthetic_pairs(64, seed=1), folder / "train.parquet")
-    pq.write_table(synthetic_pairs(24, seed=2), folder / "eval.parquet")
-    config = load_config(
-        None,
-        [
-            f"model.name_or_path={tiny_encoder_dir}",
-            "model.max_length=48",
-            "model.precision=fp32",
-            f"data.train={folder / 'train.parquet'}",
-            f"data.eval={folder / 'eval.parquet'}",
-            f"output_dir={folder / 'run'}",
-            "train.lr=1e-3",
-        ],
-    )
-    result = train(config, progress=False)
-    return Path(result["model_dir"]), folder / "eval.parquet"
+from rmcore.train import score_pairs
 
 
 def test_score_writes_raw_and_normalized_rewards_that_match_training_scores(
-    trained: tuple[Path, Path], tmp_path: Path
+    tiny_trained: tuple[Path, Path], tmp_path: Path
 ) -> None:
     # given the held-out pairs written as (prompt, response) rows, chosen then rejected
-    model_dir, eval_file = trained
+    model_dir, eval_file = tiny_trained
     pairs = pq.read_table(eval_file)
     rows = [
         {"prompt": p[0]["content"], "response": r}
@@ -73,9 +46,9 @@ def test_score_writes_raw_and_normalized_rewards_that_match_training_scores(
 
 
 def test_cli_evaluate_and_score(
-    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    model_dir, eval_file = trained
+    model_dir, eval_file = tiny_trained
     # when `rmcore evaluate --json` runs on the held-out pair file
     assert cli(["evaluate", "--model", str(model_dir), "--pairs", str(eval_file), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from rmcore import tracking
 from rmcore.cli import main as cli
-from rmcore.config import Config, TrackingConfig, load_config
+from rmcore.config import Config, TrackingConfig
 from rmcore.evaluate import pair_metrics
 from rmcore.tracking import (
     champion_version,
@@ -38,7 +38,6 @@ from rmcore.tracking import (
     should_promote,
     tracked_run,
 )
-from rmcore.train import train
 
 ROWS = [
     {"prompt": "question number 3 from set 2", "response": "the answer is helpful and correct"},
@@ -64,26 +63,9 @@ def store(folder: Path) -> TrackingConfig:
 
 
 @pytest.fixture(scope="module")
-def model_dir(
-    tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory, synthetic_pairs: Callable[..., pa.Table]
-) -> Path:
-    """A tiny model trained for a few steps, with held-out reward stats (so normalized rewards)."""
-    data = tmp_path_factory.mktemp("tracking_data")
-    pq.write_table(synthetic_pairs(32, seed=1), data / "train.parquet")
-    pq.write_table(synthetic_pairs(16, seed=2), data / "eval.parquet")
-    config = load_config(
-        None,
-        [
-            f"model.name_or_path={tiny_encoder_dir}",
-            "model.max_length=32",
-            "model.precision=fp32",
-            f"data.train={data / 'train.parquet'}",
-            f"data.eval={data / 'eval.parquet'}",
-            f"output_dir={data / 'run'}",
-            "train.lr=1e-3",
-        ],
-    )
-    return Path(train(config, progress=False)["model_dir"])
+def model_dir(tiny_trained: tuple[Path, Path]) -> Path:
+    """A tiny trained model with held-out reward stats (so normalized rewards)."""
+    return tiny_trained[0]
 
 
 @pytest.fixture(scope="module")
