@@ -322,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         print(result["message"])
     print(f"model: {result['model_dir']}")
     print(f"MLflow run {result['run_id']} in {result['tracking_uri']}")
-    print(f"browse: mlflow ui --backend-store-uri {result['tracking_uri']}")
+    mlflow_cli = os.path.relpath(Path(sys.executable).parent / "mlflow")
+    print(f"browse: {mlflow_cli} ui --backend-store-uri {result['tracking_uri']}   (http://127.0.0.1:5000)")
     print(f"pipeline took {time.perf_counter() - start:.1f} s")
     return 0
 

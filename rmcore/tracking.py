@@ -329,6 +329,7 @@ def model_dir_of(model_uri: str, dest: Path, cfg: TrackingConfig | None = None) 
     The logged model is downloaded into `dest` from cfg's store (None: this process's tracking URI).
     """
     uri = tracking_uri(cfg) if cfg is not None else mlflow.get_tracking_uri()
+    _use_tracking_uri(uri)  # a models:/ URI resolves through the process's registry, whatever is passed
     database = sqlite_path(uri)
     if database is not None and not database.is_file():
         raise FileNotFoundError(

@@ -384,3 +384,25 @@ def test_rmcore_score_and_evaluate_take_a_registry_uri(
     assert cli(missing) == 1
     err = capsys.readouterr().err
     assert err.startswith("rmcore score: error: models:/nope@champion") and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_rmcore_score_finds_the_registry_of_its_config_in_a_fresh_process(
+    folder: Path, champion: str, tmp_path: Path
+) -> None:
+    # given a config naming the store, no MLflow variables, and another working directory
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(f"tracking:\n  store: {folder / 'mlflow'}\n")
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+    # when `rmcore score --model models:/reward-model@champion --config ...` runs there
+    rmcore = str(Path(sys.executable).parent / "rmcore")
+    argv = [rmcore, "score", "--config", str(config), "--model", champion, str(rows), "--output", "out.pq"]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+    # then it scores every row from that store, and MLflow's default store was never created here
+    assert done.returncode == 0, done.stderr
+    assert pq.read_table(tmp_path / "out.pq").num_rows == len(ROWS)
+    assert not (tmp_path / "mlflow.db").exists()
