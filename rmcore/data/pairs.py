@@ -148,7 +148,8 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
             ranking_path = out / f"rankings_{split}.parquet"
             _copy(
                 db,
-                f"SELECT * FROM (SELECT *, {split_sql('prompt_id', splits)} AS split FROM rankings) "
+                f"SELECT * EXCLUDE ({', '.join(schemas.LINEAGE)}) FROM "
+                f"(SELECT *, {split_sql('prompt_id', splits)} AS split FROM rankings) "
                 f"WHERE len(responses) > 2 AND split = '{split}' ORDER BY ranking_id",
                 ranking_path,
             )

@@ -82,4 +82,11 @@ PAIRS = pa.schema(
     ]
 )
 
-SPLIT_RANKINGS = RANKINGS.append(pa.field("split", pa.string()))
+LINEAGE = ("raw_file", "raw_row", "ingested_at")
+"""Where and when a lake row came from: kept in the lake, left out of the files training reads."""
+
+SPLIT_RANKINGS = pa.schema([f for f in RANKINGS if f.name not in LINEAGE]).append(
+    pa.field("split", pa.string())
+)
+"""A split's ranking file: the lake's rankings without their lineage, so the file's bytes (and the
+training cache key hashed from them) depend on the data only, not on where or when it was ingested."""

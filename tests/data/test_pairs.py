@@ -15,6 +15,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs
+from rmcore.data.pairsets import lake_pairs_hash
 from rmcore.data.splits import SPLITS, split_of
 
 
@@ -248,3 +249,15 @@ def test_build_pairs_on_an_empty_lake_says_what_to_run(tmp_path: Path) -> None:
     # given a lake with nothing ingested, when pairs are built, then the error names the fix
     with pytest.raises(FileNotFoundError, match="rmcore ingest"):
         build_pairs(Lake(tmp_path / "lake"), SplitConfig(), PairsConfig())
+
+
+def test_the_same_labels_ingested_again_give_byte_identical_pair_files(
+    lake_and_summary: tuple[Lake, PairsSummary], tmp_path: Path
+) -> None:
+    # given the same label files, copied elsewhere and ingested into a second lake, later
+    first, _ = lake_and_summary
+    second, _ = built(tmp_path)
+
+    # then every pair and ranking file has the same bytes, so the content hash the retrain flow keys
+    # its training cache on depends on the data only
+    assert lake_pairs_hash(second.root) == lake_pairs_hash(first.root)
