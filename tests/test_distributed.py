@@ -219,6 +219,25 @@ def test_the_plan_exercises_every_way_of_sharing_a_step(setup: dict[str, Path], 
     assert len(plan) == 6
 
 
+def _assert_trains_like_one_process(
+    one_process: dict[str, object], run: dict[str, object], out: Path
+) -> None:
+    """Same steps, losses and gradient norms (rank 0's log), same final weights, same held-out metrics.
+
+    The gradient norm catches a wrong loss scale, which AdamW's updates would hide.
+    """
+    assert run["steps"] == one_process["steps"] == 6 and run["world_size"] == 2
+    one, two = _steps(Path(str(one_process["out"]))), _steps(out)
+    assert [s for s, _, _ in two] == [1, 2, 3, 4, 5, 6]
+    assert [loss for _, loss, _ in two] == pytest.approx([loss for _, loss, _ in one], abs=1e-5)
+    assert [norm for _, _, norm in two] == pytest.approx([norm for _, _, norm in one], abs=1e-4)
+    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(run["model_dir"])))
+    one_eval, two_eval = one_process["eval"], run["eval"]
+    assert isinstance(one_eval, dict) and isinstance(two_eval, dict)
+    assert two_eval["accuracy"] == one_eval["accuracy"]
+    assert two_eval["loss"] == pytest.approx(one_eval["loss"], abs=1e-4)
+
+
 @pytest.mark.slow
 def test_two_processes_train_the_weights_of_one(
     setup: dict[str, Path], one_process: dict[str, object], tmp_path: Path
@@ -226,19 +245,8 @@ def test_two_processes_train_the_weights_of_one(
     # given one process trained in this process (fixture) / when torchrun trains 2 processes (gloo)
     two = _torchrun(setup, tmp_path / "two")
 
-    # then both ran the same steps and logged (rank 0 alone) the same losses and gradient norms: the
-    # norm catches a wrong loss scale, which AdamW's updates would hide
-    assert two["steps"] == one_process["steps"] == 6 and two["world_size"] == 2
-    one, two_steps = _steps(Path(str(one_process["out"]))), _steps(tmp_path / "two")
-    assert [s for s, _, _ in two_steps] == [1, 2, 3, 4, 5, 6]
-    assert [loss for _, loss, _ in two_steps] == pytest.approx([loss for _, loss, _ in one], abs=1e-5)
-    assert [norm for _, _, norm in two_steps] == pytest.approx([norm for _, _, norm in one], abs=1e-4)
-    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(two["model_dir"])))
-    # and the held-out evaluation (scored half by each rank) agrees
-    one_eval, two_eval = one_process["eval"], two["eval"]
-    assert isinstance(one_eval, dict) and isinstance(two_eval, dict)
-    assert two_eval["accuracy"] == one_eval["accuracy"]
-    assert two_eval["loss"] == pytest.approx(one_eval["loss"], abs=1e-4)
+    # then they train as one process did, held-out evaluation (scored half by each rank) included
+    _assert_trains_like_one_process(one_process, two, tmp_path / "two")
 
 
 @pytest.mark.slow
@@ -272,18 +280,9 @@ def test_two_fsdp_processes_train_the_weights_of_one(
     one_process: dict[str, object], fsdp_run: dict[str, object]
 ) -> None:
     # given one process (fixture) / when torchrun trains 2 processes sharing one sharded model (FSDP2)
-    # then they log the same losses and gradient norms and save the same whole weights
-    assert fsdp_run["steps"] == one_process["steps"] == 6 and fsdp_run["world_size"] == 2
-    one, fsdp = _steps(Path(str(one_process["out"]))), _steps(Path(str(fsdp_run["out"])))
-    assert [s for s, _, _ in fsdp] == [1, 2, 3, 4, 5, 6]
-    assert [loss for _, loss, _ in fsdp] == pytest.approx([loss for _, loss, _ in one], abs=1e-5)
-    assert [norm for _, _, norm in fsdp] == pytest.approx([norm for _, _, norm in one], abs=1e-4)
-    _assert_same_weights(Path(str(one_process["model_dir"])), Path(str(fsdp_run["model_dir"])))
-    # and the held-out evaluation, every rank running as many forwards of the sharded model, agrees
-    one_eval, fsdp_eval = one_process["eval"], fsdp_run["eval"]
-    assert isinstance(one_eval, dict) and isinstance(fsdp_eval, dict)
-    assert fsdp_eval["accuracy"] == one_eval["accuracy"]
-    assert fsdp_eval["loss"] == pytest.approx(one_eval["loss"], abs=1e-4)
+    # then they train as one process did: the same whole weights gathered from the shards, and the
+    # same held-out evaluation with every rank running as many forwards of the sharded model
+    _assert_trains_like_one_process(one_process, fsdp_run, Path(str(fsdp_run["out"])))
 
 
 @pytest.mark.slow
