@@ -37,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rmcore.config import Config, ConfigError, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
 from rmcore.data.atomic import write_text
-from rmcore.data.pairsets import PairSet, load_pairs
+from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
 from rmcore.distributed import (
     Dist,
     full_model_state,
@@ -803,6 +803,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
         "steps": state.step,
         "train_pairs": examples.pairs,
         "identical_after_truncation": examples.identical_after_truncation,
+        "held_out_prompts_in_train": shared_prompts(train_set, held_out) if held_out else 0,
         "train_seconds": seconds,
         "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
         "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
@@ -858,6 +859,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if int(os.environ.get("RANK", "0")) != 0:
         return 0
+    if result["held_out_prompts_in_train"]:
+        print(
+            f"rmcore train: warning: {result['held_out_prompts_in_train']} held-out prompt(s) also occur "
+            "in the training data; held-out accuracy is inflated (split by prompt, or use the lake's splits)",
+            file=sys.stderr,
+        )
     if args.json:
         print(orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode())
     else:

@@ -70,6 +70,7 @@ def test_tiny_model_learns_a_synthetic_preference(
     # then it ranks held-out pairs (new prompts, new word mixes) correctly
     assert result["eval"]["accuracy"] >= 0.95
     assert result["identical_after_truncation"] == 0
+    assert result["held_out_prompts_in_train"] == 0
     # and the model directory holds safetensors weights, the tokenizer and rmcore's metadata
     model_dir = Path(result["model_dir"])
     assert (model_dir / "model.safetensors").exists() and not list(model_dir.glob("*.bin"))
@@ -191,6 +192,25 @@ def test_cli_train_json_summary(
     assert {"model_dir", "steps", "train_seconds", "train_pairs_per_s", "eval"} <= result.keys()
     assert {"accuracy", "loss"} <= result["eval"].keys()
     assert result["steps"] == 6
+
+
+def test_held_out_prompts_seen_in_training_are_counted_and_warned_about(
+    tiny_encoder_dir: Path, pair_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an evaluation file that is the training file itself (every held-out prompt leaked)
+    train_file, _ = pair_files
+    argv = ["train", "--set", f"model.name_or_path={tiny_encoder_dir}", "--set", "model.max_length=48"]
+    argv += ["--set", f"data.train={train_file}", "--set", f"data.eval={train_file}"]
+    argv += ["--set", "train.max_steps=1", "--set", f"output_dir={tmp_path / 'run'}", "--json"]
+
+    # when `rmcore train` runs
+    assert cli(argv) == 0
+
+    # then the summary counts the shared prompts and stderr says the accuracy is inflated
+    out, err = capsys.readouterr()
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["held_out_prompts_in_train"] == 192
+    assert "192 held-out prompt(s) also occur in the training data" in err
 
 
 def test_cli_train_refuses_unknown_keys_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:

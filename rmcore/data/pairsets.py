@@ -64,6 +64,20 @@ def _from_lake(root: Path, splits: tuple[str, ...]) -> PairSet:
     )
 
 
+def prompt_ids(data: PairSet) -> set[str]:
+    """The distinct prompt ids of a pair set's pairs and rankings."""
+    return {*data.pairs.column("prompt_id").to_pylist(), *data.rankings.column("prompt_id").to_pylist()}
+
+
+def shared_prompts(train: PairSet, held_out: PairSet) -> int:
+    """How many distinct held-out prompts also occur in the training pairs (leakage: 0 expected).
+
+    A lake's splits are disjoint by construction (a prompt's split is a function of its hash); a
+    separate evaluation file can overlap the training data, which inflates held-out accuracy.
+    """
+    return len(prompt_ids(train) & prompt_ids(held_out))
+
+
 def lake_pairs_hash(root: Path) -> str:
     """Content hash of every pair and ranking file build-pairs wrote in the lake at `root`, all splits."""
     folder = pairs_dir(Lake(root))
