@@ -11,7 +11,6 @@ trains nothing and says so. Reading files and talking to MLflow retry; training 
 """
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -33,17 +32,10 @@ from rmcore.data.pairsets import lake_pairs_hash
 from rmcore.eval_report import write_eval_report
 from rmcore.evaluate import to_jsonable
 from rmcore.scoring import evaluation
-from rmcore.train import CHECKPOINTS, MODEL_DIR, TrainingError, latest_checkpoint, train
+from rmcore.train import CHECKPOINTS, MODEL_DIR, TrainingError, latest_checkpoint, train, training_key
 
 SPLIT = "test"
 """The held-out split the new model and the champion are compared on."""
-
-
-def training_key(config: Config, data_hash: str) -> str:
-    """What a trained model depends on: rmcore's version, the config (less where outputs go) and the data."""
-    settings = config.model_dump(mode="json", exclude={"output_dir", "tracking"})
-    document = {"rmcore": __version__, "config": settings, "data": data_hash}
-    return hashlib.blake2b(orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
 def _key_parameter(_: TaskRunContext, parameters: dict[str, Any]) -> str:

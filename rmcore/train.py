@@ -16,6 +16,7 @@ directory holds the merged full model (loadable without peft) and the adapters +
 
 import argparse
 import contextlib
+import hashlib
 import math
 import os
 import random
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from rmcore import __version__
 from rmcore.config import Config, ConfigError, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
 from rmcore.data.atomic import write_text
 from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
@@ -50,7 +52,15 @@ from rmcore.distributed import (
     shutdown,
 )
 from rmcore.evaluate import pair_metrics
-from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
+from rmcore.model.batching import (
+    Batch,
+    PairExample,
+    RankingExample,
+    collate,
+    pad_sequences,
+    pair_count,
+    plan_batches,
+)
 from rmcore.model.losses import LossOut, pair_loss, plackett_luce
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, quiet_transformers
 from rmcore.model.tokenize import encode_many, identical_after_truncation
@@ -476,12 +486,7 @@ def _score_batch(
     module: nn.Module, sequences: list[list[int]], pad: int, dtype: torch.dtype | None, device: torch.device
 ) -> np.ndarray:
     """Rewards of a few token sequences, (n,), right-padded into one forward."""
-    longest = max(len(seq) for seq in sequences)
-    ids = torch.full((len(sequences), longest), pad, dtype=torch.long)
-    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, : len(seq)] = 1
+    ids, mask = pad_sequences(sequences, pad)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         scores: np.ndarray = module(ids.to(device), mask.to(device)).float().cpu().numpy()
     return scores
@@ -719,6 +724,14 @@ def save_model(
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     return final
+
+
+def training_key(config: Config, data_hash: str) -> str:
+    """What a trained model depends on: rmcore's version, the config (less where outputs go and
+    tracking) and the content hash of its data; blake2b-128 hex. Equal keys train the same model."""
+    settings = config.model_dump(mode="json", exclude={"output_dir", "tracking"})
+    document = {"rmcore": __version__, "config": settings, "data": data_hash}
+    return hashlib.blake2b(orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
 
 
 def train(config: Config, resume: bool = False, progress: bool = True) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from rmcore.cli import main as cli
 from rmcore.config import Config, load_config
-from rmcore.train import TrainingError, latest_checkpoint, lr_factor, train
+from rmcore.train import TrainingError, latest_checkpoint, lr_factor, train, training_key
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +225,16 @@ def test_resume_without_checkpoint_is_refused(
 ) -> None:
     with pytest.raises(TrainingError, match="no checkpoint"):
         train(_config(tiny_encoder_dir, *pair_files, tmp_path / "run"), resume=True, progress=False)
+
+
+def test_training_key_ignores_where_outputs_go_but_not_what_trains() -> None:
+    # given the default config and a data hash
+    base = load_config(None)
+    key = training_key(base, "data-1")
+
+    # then output paths and tracking do not change the key; the data, a training option or the model do
+    assert training_key(load_config(None, ["output_dir=elsewhere", "tracking.experiment=x"]), "data-1") == key
+    assert training_key(base, "data-2") != key
+    assert training_key(load_config(None, ["train.lr=1e-4"]), "data-1") != key
+    assert training_key(load_config(None, ["model.max_length=128"]), "data-1") != key
+    assert len(key) == 32

@@ -151,6 +151,20 @@ def is_strict(ranks: Sequence[int]) -> bool:
     return len(set(ranks)) == len(ranks)
 
 
+def pad_sequences(
+    sequences: Sequence[Sequence[int]], pad_id: int, padding_side: Literal["left", "right"] = "right"
+) -> tuple[Tensor, Tensor]:
+    """input_ids and attention_mask, (n, longest) each: the sequences padded on `padding_side`."""
+    width = max((len(s) for s in sequences), default=0)
+    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, tokens in enumerate(sequences):
+        span = slice(0, len(tokens)) if padding_side == "right" else slice(width - len(tokens), width)
+        input_ids[i, span] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[i, span] = 1
+    return input_ids, attention_mask
+
+
 def collate(
     examples: Sequence[Example], pad_id: int, padding_side: Literal["left", "right"] = "right"
 ) -> Batch:
@@ -215,14 +229,7 @@ def collate(
             order = sorted(range(len(index)), key=lambda i: example.ranks[i])
             rankings.append(torch.tensor([index[i] for i in order], dtype=torch.long))
 
-    sequences = list(rows)
-    width = max((len(s) for s in sequences), default=0)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for i, tokens in enumerate(sequences):
-        span = slice(0, len(tokens)) if padding_side == "right" else slice(width - len(tokens), width)
-        input_ids[i, span] = torch.tensor(tokens, dtype=torch.long)
-        attention_mask[i, span] = 1
+    input_ids, attention_mask = pad_sequences(list(rows), pad_id, padding_side)
     return Batch(
         input_ids=input_ids,
         attention_mask=attention_mask,
