@@ -213,17 +213,24 @@ def test_max_length_without_room_for_text_is_refused(
 # --- PITFALLS 2: truncation must not make a pair identical ---
 
 
+def _tokenizer(
+    kind: str, byte_tokenizer: MakeTokenizer, wordpiece: PreTrainedTokenizerBase
+) -> PreTrainedTokenizerBase:
+    """The tokenizer of a parametrized kind: byte-level with a chat template, without one, or WordPiece."""
+    return {
+        "chat": byte_tokenizer,
+        "decoder-plain": lambda: byte_tokenizer(chat_template=None),
+        "encoder-plain": lambda: wordpiece,
+    }[kind]()
+
+
 @pytest.mark.parametrize("max_length", range(24, 120, 13))
 @pytest.mark.parametrize("kind", ["chat", "decoder-plain", "encoder-plain"])
 def test_different_responses_to_a_long_prompt_stay_different(
     byte_tokenizer: MakeTokenizer, wordpiece: PreTrainedTokenizerBase, kind: str, max_length: int
 ) -> None:
     # given: a prompt far longer than max_length and two short, different responses
-    tok = {
-        "chat": byte_tokenizer(),
-        "decoder-plain": byte_tokenizer(chat_template=None),
-        "encoder-plain": wordpiece,
-    }[kind]
+    tok = _tokenizer(kind, byte_tokenizer, wordpiece)
     prompt = _user("context " * 200)
     chosen, rejected = "Yes, it is safe.", "No, it is not."
     # when: both are encoded
@@ -283,11 +290,7 @@ def test_encode_many_equals_encode_one_by_one(
     byte_tokenizer: MakeTokenizer, wordpiece: PreTrainedTokenizerBase, kind: str
 ) -> None:
     # given: prompts that repeat (as the chosen and rejected of a pair do), one of them empty
-    tok = {
-        "chat": byte_tokenizer(),
-        "decoder-plain": byte_tokenizer(chat_template=None),
-        "encoder-plain": wordpiece,
-    }[kind]
+    tok = _tokenizer(kind, byte_tokenizer, wordpiece)
     prompts = [_user("first question"), _user("second"), _user("first question"), [], _user("second")]
     responses = ["a", "b", "c", "d", "a long answer " * 5]
     # when: encoded in one batch
