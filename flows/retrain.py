@@ -224,8 +224,8 @@ def retrain_flow(
     if paths or sample:
         ingested = ingest_flow(paths, config_path, sample=sample, overrides=overrides)
     else:
-        report = data_report(lake)
-        ingested = {"ingest": None, "pairs": build_pair_datasets(lake, config), "report": report["paths"]}
+        pairs = build_pair_datasets(lake, config)
+        ingested = {"ingest": None, "pairs": pairs, "report": data_report(lake)["paths"]}
     if not ingested["pairs"]["pairs"].get(SPLIT):
         raise ValueError(
             f"{lake}: the {SPLIT} split has no pairs, and promotion compares models on it; ingest more "
