@@ -19,9 +19,11 @@ import pytest
 from rmcore.data.sample import (
     HH_FILE,
     RANKINGS_FILE,
+    TOPICS,
     TRL_FILE,
     VOTES_FILE,
     SampleManifest,
+    bank,
     main,
     write_sample,
 )
@@ -387,6 +389,37 @@ def test_text_has_non_ascii_and_many_distinct_prompts(sample: Sample) -> None:
     assert {"é", "—", "\u0301"} <= set(text)
     assert len({prompt_key(row["prompt"]) for row in rows}) >= 100
     assert len({row["category"] for row in rows}) >= 20
+
+
+def test_the_bank_loads_and_is_well_formed() -> None:
+    # When the bank shipped with the package is loaded
+    loaded = bank()
+    phrase_lists = [loaded[key] for key in loaded if key != "topics"]
+    texts = [text for t in TOPICS for text in (t.name, *t.entities, *t.facts, *t.myths)]
+    texts += [text for phrases in phrase_lists for text in phrases]
+    # Then it holds the topics and every phrase list the generator draws from, none empty
+    assert set(loaded) == {
+        "topics",
+        "templates",
+        "follow_ups",
+        "openers",
+        "list_intros",
+        "closers",
+        "evasive",
+        "rude",
+        "wrong_openers",
+        "bluster",
+    }
+    assert all(phrase_lists)
+    # and topics are distinct, with another entity to follow up on, facts for a four-fact
+    # answer and a myth for a wrong one
+    assert len({t.name for t in TOPICS}) == len(TOPICS) == len(loaded["topics"]) >= 2
+    for topic in TOPICS:
+        assert len(topic.entities) >= 2 and len(topic.facts) >= 4 and topic.myths, topic.name
+    # and no text is empty, padded, or already decomposed (the NFD duplicates must differ)
+    for text in texts:
+        assert text and text == text.strip(), repr(text)
+        assert unicodedata.is_normalized("NFC", text), repr(text)
 
 
 def test_too_few_prompts_is_refused(tmp_path: Path) -> None:
