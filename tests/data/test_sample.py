@@ -16,17 +16,9 @@ from typing import Any
 
 import pytest
 
-from rmcore.data.sample import (
-    HH_FILE,
-    RANKINGS_FILE,
-    TOPICS,
-    TRL_FILE,
-    VOTES_FILE,
-    SampleManifest,
-    bank,
-    main,
-    write_sample,
-)
+from rmcore.data.sample import main, write_sample
+from rmcore.data.sample_manifest import HH_FILE, RANKINGS_FILE, TRL_FILE, VOTES_FILE, SampleManifest
+from rmcore.data.sample_text import TOPICS, bank
 
 FILES = (TRL_FILE, VOTES_FILE, RANKINGS_FILE, HH_FILE)
 ROLES = {"system", "user", "assistant"}
