@@ -8,8 +8,11 @@ always the returned loss; the other keys are named after the part (loss_bt, loss
 
 Pairwise losses take an optional per-pair `weight` (p,) and return the weighted mean
 sum(w * l) / sum(w); `group_weights(pair_group)` gives the weights of the InstructGPT group
-normalization, so every pairwise loss can be group-normalized. `pair_loss` composes the pieces
-from explicit arguments (a loss kind, margin on/off, centering coefficient, group normalization).
+normalization, so every pairwise loss can be group-normalized. `pair_loss`, the loss training
+runs, is the sum of these functions chosen by explicit arguments (a loss kind, margin on/off,
+centering coefficient, group normalization). Each public loss is `_loss_out` of a `_*_parts`
+function that holds its formula and returns the loss and metrics as tensors: `pair_loss` adds
+those parts up and reads them all back in one device transfer instead of one per term.
 
 An empty input (no pairs, no rankings) gives a loss of 0 that still belongs to the graph, so a
 micro-batch without pairs can go through `backward` unchanged; its metrics are nan.
@@ -44,6 +47,11 @@ def _floats(values: Mapping[str, Tensor]) -> dict[str, float]:
     return dict(zip(values, stacked.tolist(), strict=True))
 
 
+def _loss_out(parts: Mapping[str, Tensor]) -> LossOut:
+    """LossOut of parts["loss"] (the () loss with its graph) and every part as a float metric."""
+    return LossOut(parts["loss"], _floats(parts))
+
+
 def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
     """sum(w * x) / sum(w) over (p,) values (plain mean without weights); 0 when p == 0."""
     if values.numel() == 0:
@@ -54,31 +62,21 @@ def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
     return (weight * values).sum() / weight.sum()
 
 
-def _pair_stats(d: Tensor) -> dict[str, Tensor]:
-    """accuracy (strict d > 0), ties (d == 0) and the mean reward margin d over (p,) pairs."""
-    d = d.detach()
-    return {"accuracy": (d > 0).float().mean(), "ties": (d == 0).float().mean(), "reward_margin": d.mean()}
+def _reward_mean(r_w: Tensor, r_l: Tensor) -> Tensor:
+    """() mean of all 2p rewards, detached."""
+    return torch.cat([r_w, r_l]).detach().mean()
 
 
-def _bt_terms(d: Tensor) -> Tensor:
-    """-log sigmoid(d), (p,)."""
-    return -F.logsigmoid(d)
-
-
-def _soft_terms(d: Tensor, p: Tensor) -> Tensor:
-    """-[p log sigmoid(d) + (1 - p) log sigmoid(-d)], (p,)."""
-    p = p.to(d)
-    return -(p * F.logsigmoid(d) + (1.0 - p) * F.logsigmoid(-d))
-
-
-def _margin_values(margin: Tensor, like: Tensor) -> Tensor:
-    """(p,) margins as float32, nan (no margin recorded) read as 0."""
-    return torch.nan_to_num(margin.to(like), nan=0.0)
-
-
-def _center_value(r_w: Tensor, r_l: Tensor, weight: Tensor | None) -> Tensor:
-    """(weighted) mean of (r_w + r_l)^2 over (p,) pairs."""
-    return _weighted_mean((r_w + r_l) ** 2, weight)
+def _pair_stats(r_w: Tensor, r_l: Tensor) -> dict[str, Tensor]:
+    """Detached () metrics of (p,) float32 pairs: accuracy (strict d > 0), ties (d == 0),
+    reward_margin (mean d) and reward_mean (mean of r_w and r_l)."""
+    d = (r_w - r_l).detach()
+    return {
+        "accuracy": (d > 0).float().mean(),
+        "ties": (d == 0).float().mean(),
+        "reward_margin": d.mean(),
+        "reward_mean": _reward_mean(r_w, r_l),
+    }
 
 
 def bradley_terry(r_w: Tensor, r_l: Tensor, weight: Tensor | None = None) -> LossOut:
@@ -91,11 +89,10 @@ def bradley_terry(r_w: Tensor, r_l: Tensor, weight: Tensor | None = None) -> Los
     to d = r_w - r_l: -(1 - sigmoid(d)) per pair.
 
     r_w, r_l: (p,) rewards; weight: (p,) non-negative pair weights or None.
-    Metrics: loss_bt, accuracy (strict r_w > r_l), ties (r_w == r_l), reward_margin (mean d).
+    Metrics: loss_bt, accuracy (strict r_w > r_l), ties (r_w == r_l), reward_margin (mean d),
+    reward_mean (mean of r_w and r_l).
     """
-    d = r_w.float() - r_l.float()
-    loss = _weighted_mean(_bt_terms(d), weight)
-    return LossOut(loss, _floats({"loss": loss, "loss_bt": loss, **_pair_stats(d)}))
+    return _loss_out(_bradley_terry_parts(r_w, r_l, None, weight))
 
 
 def bradley_terry_margin(r_w: Tensor, r_l: Tensor, margin: Tensor, weight: Tensor | None = None) -> LossOut:
@@ -107,11 +104,23 @@ def bradley_terry_margin(r_w: Tensor, r_l: Tensor, margin: Tensor, weight: Tenso
     rated as clearly better. A pair without a margin (nan) uses m = 0, i.e. plain Bradley-Terry.
 
     r_w, r_l, margin: (p,); weight: (p,) or None.
-    Metrics: loss_bt_margin, accuracy, ties, reward_margin (mean r_w - r_l, without m).
+    Metrics: loss_bt_margin, accuracy, ties, reward_margin (mean r_w - r_l, without m), reward_mean.
     """
-    d = r_w.float() - r_l.float()
-    loss = _weighted_mean(_bt_terms(d - _margin_values(margin, d)), weight)
-    return LossOut(loss, _floats({"loss": loss, "loss_bt_margin": loss, **_pair_stats(d)}))
+    return _loss_out(_bradley_terry_parts(r_w, r_l, margin, weight))
+
+
+def _bradley_terry_parts(
+    r_w: Tensor, r_l: Tensor, margin: Tensor | None, weight: Tensor | None
+) -> dict[str, Tensor]:
+    """mean_w -log sigmoid(r_w - r_l - m) as "loss" and "loss_bt" (m = 0, margin None) or
+    "loss_bt_margin" (m = margin, nan read as 0), with the pair stats; all (p,) inputs."""
+    r_w, r_l = r_w.float(), r_l.float()
+    d = r_w - r_l
+    if margin is not None:
+        d = d - torch.nan_to_num(margin.to(d), nan=0.0)
+    loss = _weighted_mean(-F.logsigmoid(d), weight)
+    key = "loss_bt" if margin is None else "loss_bt_margin"
+    return {"loss": loss, key: loss, **_pair_stats(r_w, r_l)}
 
 
 def soft_label(r_w: Tensor, r_l: Tensor, p: Tensor, weight: Tensor | None = None) -> LossOut:
@@ -125,11 +134,19 @@ def soft_label(r_w: Tensor, r_l: Tensor, p: Tensor, weight: Tensor | None = None
     over d is at sigmoid(d) = p.
 
     r_w, r_l, p: (p,); weight: (p,) or None.
-    Metrics: loss_soft, accuracy, ties, reward_margin.
+    Metrics: loss_soft, accuracy, ties, reward_margin, reward_mean.
     """
-    d = r_w.float() - r_l.float()
-    loss = _weighted_mean(_soft_terms(d, p), weight)
-    return LossOut(loss, _floats({"loss": loss, "loss_soft": loss, **_pair_stats(d)}))
+    return _loss_out(_soft_label_parts(r_w, r_l, p, weight))
+
+
+def _soft_label_parts(r_w: Tensor, r_l: Tensor, p: Tensor, weight: Tensor | None) -> dict[str, Tensor]:
+    """mean_w -[p log sigmoid(d) + (1 - p) log sigmoid(-d)] as "loss" and "loss_soft", with the
+    pair stats; all (p,) inputs."""
+    r_w, r_l = r_w.float(), r_l.float()
+    d = r_w - r_l
+    p = p.to(d)
+    loss = _weighted_mean(-(p * F.logsigmoid(d) + (1.0 - p) * F.logsigmoid(-d)), weight)
+    return {"loss": loss, "loss_soft": loss, **_pair_stats(r_w, r_l)}
 
 
 def centering(r_w: Tensor, r_l: Tensor, coef: float, weight: Tensor | None = None) -> LossOut:
@@ -143,10 +160,14 @@ def centering(r_w: Tensor, r_l: Tensor, coef: float, weight: Tensor | None = Non
     r_w, r_l: (p,); coef: the coefficient (lambda); weight: (p,) or None.
     Metrics: loss_center (the penalty, coef included), reward_mean (mean of r_w and r_l).
     """
+    return _loss_out(_centering_parts(r_w, r_l, coef, weight))
+
+
+def _centering_parts(r_w: Tensor, r_l: Tensor, coef: float, weight: Tensor | None) -> dict[str, Tensor]:
+    """coef * mean_w (r_w + r_l)^2 as "loss" and "loss_center", with reward_mean; (p,) inputs."""
     r_w, r_l = r_w.float(), r_l.float()
-    loss = coef * _center_value(r_w, r_l, weight)
-    mean = torch.cat([r_w, r_l]).detach().mean()
-    return LossOut(loss, _floats({"loss": loss, "loss_center": loss, "reward_mean": mean}))
+    loss = coef * _weighted_mean((r_w + r_l) ** 2, weight)
+    return {"loss": loss, "loss_center": loss, "reward_mean": _reward_mean(r_w, r_l)}
 
 
 def plackett_luce(rewards: Tensor, lengths: Tensor | None = None) -> LossOut:
@@ -182,9 +203,7 @@ def plackett_luce(rewards: Tensor, lengths: Tensor | None = None) -> LossOut:
         best = x[:, 0]
         others = x[:, 1:].masked_fill(~valid[:, 1:], float("-inf"))
         top1 = (best > others.amax(-1)).float().mean() if k > 1 else best.new_tensor(float("nan"))
-    return LossOut(
-        loss, _floats({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": x.new_tensor(float(n))})
-    )
+    return _loss_out({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": x.new_tensor(float(n))})
 
 
 def _group_sizes(pair_group: Tensor) -> Tensor:
@@ -232,16 +251,15 @@ def pair_loss(
     pair_group: Tensor | None = None,
     group_normalize: bool = False,
 ) -> LossOut:
-    """The configured pairwise loss: a Bradley-Terry or soft-label term, then optional pieces.
+    """The configured pairwise loss, as training runs it: a pairwise term plus optional centering.
 
-        loss = mean_w[ term(d) ] + centering * mean_w[ (r_w + r_l)^2 ]
-        term = -log sigmoid(d - m)                                (kind "bradley_terry"; m = 0
-                                                                   unless use_margin)
-             = -[p log sigmoid(d) + (1 - p) log sigmoid(-d)]     (kind "soft")
+        loss = term + centering(r_w, r_l, centering)          (the centering term only if > 0)
+        term = bradley_terry(r_w, r_l)                         -log sigmoid(d)
+             | bradley_terry_margin(r_w, r_l, margin)          -log sigmoid(d - m)   (use_margin)
+             | soft_label(r_w, r_l, p_chosen)                  -[p log sigmoid(d) + (1 - p) log sigmoid(-d)]
 
-    mean_w is the plain mean over pairs, or with group_normalize the InstructGPT group mean
-    (each prompt group weighs 1; weights from `group_weights(pair_group)`). See the single-loss
-    functions of this module for the formulas' papers.
+    every term a mean over pairs, weighted by `group_weights(pair_group)` with group_normalize
+    (the InstructGPT group mean: each prompt group weighs 1). The papers are in those functions.
 
     r_w, r_l: (p,) rewards; p_chosen: (p,) soft labels (needed for kind "soft"); margin: (p,)
     margins, nan where none (needed for use_margin); pair_group: (p,) long (needed for
@@ -252,8 +270,10 @@ def pair_loss(
     its share of the step: batch.n_pairs / step pairs, or batch.n_groups / step groups when
     group-normalized.
 
-    Metrics: loss (the total), loss_bt or loss_soft, loss_center (when centering > 0), accuracy
-    (strict r_w > r_l), ties (r_w == r_l), reward_margin (mean r_w - r_l), reward_mean.
+    Metrics: loss (the total); the term's own value: loss_bt, loss_bt_margin (use_margin) or
+    loss_soft; loss_center (the centering term, coefficient included; only when centering > 0);
+    accuracy (strict r_w > r_l); ties (r_w == r_l); reward_margin (mean r_w - r_l, never
+    including the margin); reward_mean (mean of r_w and r_l).
     """
     if kind not in ("bradley_terry", "soft"):
         raise ValueError(f"unknown pair loss kind {kind!r}: use 'bradley_terry' or 'soft'")
@@ -268,19 +288,15 @@ def pair_loss(
     if group_normalize and pair_group is None:
         raise ValueError("group_normalize needs pair_group")
 
+    # one float32 copy shared by the terms: their gradients add up in float32 before one cast back
     r_w, r_l = r_w.float(), r_l.float()
-    d = r_w - r_l
-    weight = group_weights(pair_group) if group_normalize and pair_group is not None and d.numel() else None
-    parts: dict[str, Tensor] = {}
+    weight = group_weights(pair_group) if group_normalize and pair_group is not None else None
     if kind == "soft":
         assert p_chosen is not None
-        parts["loss_soft"] = _weighted_mean(_soft_terms(d, p_chosen), weight)
+        parts = _soft_label_parts(r_w, r_l, p_chosen, weight)
     else:
-        shift = _margin_values(margin, d) if use_margin and margin is not None else None
-        parts["loss_bt"] = _weighted_mean(_bt_terms(d if shift is None else d - shift), weight)
+        parts = _bradley_terry_parts(r_w, r_l, margin if use_margin else None, weight)
     if centering > 0:
-        parts["loss_center"] = centering * _center_value(r_w, r_l, weight)
-    loss = torch.stack(list(parts.values())).sum()
-    reward_mean = torch.cat([r_w, r_l]).detach().mean()
-    metrics = _floats({"loss": loss, **parts, **_pair_stats(d), "reward_mean": reward_mean})
-    return LossOut(loss, metrics)
+        center = _centering_parts(r_w, r_l, centering, weight)
+        parts = {**parts, **center, "loss": parts["loss"] + center["loss"]}
+    return _loss_out(parts)
