@@ -206,37 +206,23 @@ def plackett_luce(rewards: Tensor, lengths: Tensor | None = None) -> LossOut:
     return _loss_out({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": x.new_tensor(float(n))})
 
 
-def _group_sizes(pair_group: Tensor) -> Tensor:
-    """(p,) float: entry g holds the number of pairs of group g (group ids are < p; no device sync)."""
-    ones = torch.ones(pair_group.shape, dtype=torch.float32, device=pair_group.device)
-    return torch.zeros_like(ones).scatter_add_(0, pair_group, ones)
-
-
 def group_weights(pair_group: Tensor) -> Tensor:
-    """(p,) weights 1 / (number of pairs of the pair's group): with them, a weighted mean of pair
-    losses is the mean over groups of the mean within each group (see group_mean).
+    """(p,) float32 pair weights w_p = 1 / n_g, n_g the number of pairs of the pair's group g:
+    the weights of the InstructGPT per-prompt normalization. With them a pairwise loss's weighted
+    mean is the mean over the G groups of the mean within each group:
 
-    pair_group: (p,) long group ids in [0, G).
-    """
-    counts = _group_sizes(pair_group)
-    return 1.0 / counts[pair_group]
-
-
-def group_mean(pair_losses: Tensor, pair_group: Tensor) -> LossOut:
-    """InstructGPT normalization: average the pair losses within each prompt, then across prompts.
-
-        loss = (1 / G) * sum_g (1 / n_g) * sum_{p in g} l_p
+        sum_p w_p l_p / sum_p w_p = (1 / G) * sum_g (1 / n_g) * sum_{p in g} l_p
 
     Ouyang et al. 2022 (InstructGPT, section 3.5) train on all K(K-1)/2 comparisons of a prompt
     as one batch element, so each prompt weighs 1 however many pairs it has (and its correlated
     pairs do not dominate the batch).
 
-    pair_losses: (p,) per-pair losses; pair_group: (p,) long group ids in [0, G).
-    Metrics: loss_group, groups (G, counting only groups that have pairs).
+    pair_group: (p,) long group ids, each < p (ids 0..G-1 as batching.collate numbers them).
     """
-    loss = _weighted_mean(pair_losses.float(), group_weights(pair_group) if pair_losses.numel() else None)
-    groups = (_group_sizes(pair_group) > 0).sum().float()
-    return LossOut(loss, _floats({"loss": loss, "loss_group": loss, "groups": groups}))
+    ones = torch.ones(pair_group.shape, dtype=torch.float32, device=pair_group.device)
+    # counted into p slots rather than max id + 1: reading the max back would sync with the device
+    counts = torch.zeros_like(ones).scatter_add_(0, pair_group, ones)
+    return 1.0 / counts[pair_group]
 
 
 def pair_loss(

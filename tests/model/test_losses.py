@@ -9,7 +9,6 @@ from rmcore.model.losses import (
     bradley_terry,
     bradley_terry_margin,
     centering,
-    group_mean,
     group_weights,
     pair_loss,
     plackett_luce,
@@ -195,14 +194,15 @@ def test_plackett_luce_is_stable_for_large_rewards() -> None:
     assert out.loss.item() == pytest.approx(500.0, abs=1e-3)
 
 
-def test_group_weights_and_group_mean_weigh_each_prompt_equally() -> None:
-    # given three pairs of prompt 0 (losses 1, 2, 3) and one pair of prompt 1 (loss 10)
-    losses, groups = t(1.0, 2.0, 3.0, 10.0), torch.tensor([0, 0, 0, 1])
-    # when
-    out = group_mean(losses, groups)
+def test_group_weights_weigh_each_prompt_equally() -> None:
+    # given three pairs of prompt 0 (losses 1, 2, 3) and one pair of prompt 1 (loss 10), as centering
+    # losses with coef 1 and r_l = 0: each pair's loss is (r_w + 0)^2, so r_w = sqrt(loss)
+    r_w, r_l, groups = t(1.0, 2.0, 3.0, 10.0).sqrt(), torch.zeros(4), torch.tensor([0, 0, 0, 1])
+    # when the pair losses are weighted by group
+    out = centering(r_w, r_l, coef=1.0, weight=group_weights(groups))
     # then each prompt weighs 1: ((1 + 2 + 3) / 3 + 10) / 2 = (2 + 10) / 2 = 6 (the plain mean is 16 / 4 = 4)
     assert out.loss.item() == pytest.approx(6.0)
-    assert out.metrics["groups"] == 2.0
+    assert centering(r_w, r_l, coef=1.0).loss.item() == pytest.approx(4.0)
     torch.testing.assert_close(group_weights(groups), t(1 / 3, 1 / 3, 1 / 3, 1.0))
 
 
