@@ -1,6 +1,7 @@
 """Losses against hand-computed numbers (the arithmetic is in the comments)."""
 
 import math
+from typing import Literal
 
 import pytest
 import torch
@@ -223,17 +224,53 @@ def test_pair_loss_composes_the_pieces() -> None:
     assert out.metrics["reward_margin"] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_pair_loss_margin_and_soft_match_the_single_losses() -> None:
-    # given random pairs with margins (one missing) and soft labels
+@pytest.mark.parametrize(
+    ("kind", "use_margin", "term_key"),
+    [
+        ("bradley_terry", False, "loss_bt"),
+        ("bradley_terry", True, "loss_bt_margin"),
+        ("soft", False, "loss_soft"),
+    ],
+)
+@pytest.mark.parametrize("coef", [0.0, 0.1])
+@pytest.mark.parametrize("group_normalize", [False, True])
+def test_pair_loss_is_the_public_term_plus_centering(
+    kind: Literal["bradley_terry", "soft"],
+    use_margin: bool,
+    term_key: str,
+    coef: float,
+    group_normalize: bool,
+) -> None:
+    # given random pairs of three prompt groups (sizes 1, 3, 1), margins (one missing) and soft labels
     gen = torch.Generator().manual_seed(3)
-    r_w, r_l = torch.randn(4, generator=gen), torch.randn(4, generator=gen)
-    margin, p = t(0.5, float("nan"), 1.0, 2.0), t(1.0, 0.6, 0.75, 0.5)
-    # then the dispatcher equals the single-loss functions
-    with_margin = pair_loss(r_w, r_l, margin=margin, use_margin=True)
-    torch.testing.assert_close(with_margin.loss, bradley_terry_margin(r_w, r_l, margin).loss)
-    soft = pair_loss(r_w, r_l, kind="soft", p_chosen=p)
-    torch.testing.assert_close(soft.loss, soft_label(r_w, r_l, p).loss)
-    assert "loss_center" not in soft.metrics
+    r_w = torch.randn(5, generator=gen).requires_grad_()
+    r_l = torch.randn(5, generator=gen).requires_grad_()
+    margin, p = t(0.5, float("nan"), 1.0, 2.0, 0.0), t(1.0, 0.6, 0.75, 0.5, 0.9)
+    groups = torch.tensor([0, 1, 1, 1, 2])
+    # when training's loss is built from the options
+    out = pair_loss(
+        r_w, r_l, kind=kind, p_chosen=p, margin=margin, use_margin=use_margin, centering=coef,
+        pair_group=groups, group_normalize=group_normalize,
+    )  # fmt: skip
+    # then it is the matching public term, plus the centering term when coef > 0, on the same weights
+    weight = group_weights(groups) if group_normalize else None
+    if kind == "soft":
+        term = soft_label(r_w, r_l, p, weight=weight)
+    elif use_margin:
+        term = bradley_terry_margin(r_w, r_l, margin, weight=weight)
+    else:
+        term = bradley_terry(r_w, r_l, weight=weight)
+    parts = [term, centering(r_w, r_l, coef, weight=weight)] if coef > 0 else [term]
+    expected = torch.stack([part.loss for part in parts]).sum()
+    torch.testing.assert_close(out.loss, expected)
+    torch.testing.assert_close(
+        torch.autograd.grad(out.loss, (r_w, r_l)), torch.autograd.grad(expected, (r_w, r_l))
+    )
+    # and its metrics are the parts' metrics with the total as loss, under the documented keys
+    merged = {key: value for part in parts for key, value in part.metrics.items()}
+    assert out.metrics == pytest.approx({**merged, "loss": expected.item()})
+    keys = {"loss", term_key, "accuracy", "ties", "reward_margin", "reward_mean"}
+    assert set(out.metrics) == (keys | {"loss_center"} if coef > 0 else keys)
 
 
 def test_pair_loss_refuses_inconsistent_arguments() -> None:
