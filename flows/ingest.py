@@ -2,6 +2,7 @@
 
     python -m flows.ingest --sample            # the built-in sample, as `make run` does
     python -m flows.ingest data/raw --config configs/default.yaml
+    python -m flows.ingest data/raw/vendor.jsonl --format trl --source vendor --set data.lake=/tmp/lake
 
 Runs with no Prefect server configured (ephemeral API). Tasks pass paths and small summaries,
 never tables; reading files retries, and every write is atomic, so a retried or rerun task
@@ -17,7 +18,8 @@ from typing import Any
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
-from rmcore.config import Config, load_config
+from rmcore.config import Config, ConfigError, load_config
+from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import commit, plan, stage_input
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
@@ -41,9 +43,11 @@ def plan_inputs(lake: str, inputs: list[str]) -> dict[str, Any]:
 
 
 @task(retries=2, retry_delay_seconds=1)
-def stage(lake: str, name: str, content_hash: str, config: Config, fmt: str | None) -> dict[str, Any]:
+def stage(
+    lake: str, name: str, content_hash: str, config: Config, fmt: str | None, source: str | None
+) -> dict[str, Any]:
     """Read, validate and identify one file into the lake's staging area; its staging summary."""
-    staged = stage_input(Lake(Path(lake)), name, content_hash, config.data.ingest, fmt)
+    staged = stage_input(Lake(Path(lake)), name, content_hash, config.data.ingest, fmt, source=source)
     return staged.model_dump()
 
 
@@ -95,12 +99,17 @@ def ingest_flow(
     lake: str | None = None,
     sample: bool = False,
     fmt: str | None = None,
+    source: str | None = None,
     overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Ingest label files into the lake and rebuild the pair datasets; the summaries.
 
-    `overrides` are `--set KEY=VALUE` assignments applied to the config (e.g. `data.lake=...`).
+    `fmt` forces a source format (default: detected per file); `source` names the source of rows that
+    carry none (default: folder/file). `overrides` are `--set KEY=VALUE` assignments applied to the
+    config (e.g. `data.lake=...`, `data.ingest.include_synthetic=true`).
     """
+    if fmt is not None and fmt not in FORMAT_NAMES:
+        raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMAT_NAMES)}")
     config = load_config(Path(config_path) if config_path else None, overrides or ())
     lake_dir = str(lake or config.data.lake)
     inputs = list(paths or [])
@@ -115,6 +124,7 @@ def ingest_flow(
         [content_hash for _, content_hash in planned["new"]],
         unmapped(config),
         unmapped(fmt),
+        unmapped(source),
     ).result()
     ingested = commit_staged(lake_dir, staged)
     ingested["files_skipped"] += len(planned["skipped"])
@@ -129,16 +139,47 @@ def ingest_flow(
     return {"ingest": ingested, "pairs": pairs, "report": report["paths"]}
 
 
+def parser() -> argparse.ArgumentParser:
+    """The command line of the flow: the options of `rmcore ingest`, plus --sample and --set."""
+    p = argparse.ArgumentParser(description="Run the rmcore ingest flow.")
+    p.add_argument("paths", nargs="*", help="label files, folders, or hf://owner/name[:split]")
+    p.add_argument("--sample", action="store_true", help="ingest the built-in sample")
+    p.add_argument("--config", help="pipeline config YAML (default: built-in defaults)")
+    p.add_argument("--lake", help="lake directory (default: data.lake of the config)")
+    p.add_argument("--format", dest="fmt", choices=FORMAT_NAMES, help="source format (default: detected)")
+    p.add_argument("--source", help="source name for rows that carry none (default: folder/file)")
+    p.add_argument(
+        "--include-synthetic",
+        action="store_true",
+        help="ingest synthetic OASST trees (the same as --set data.ingest.include_synthetic=true)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. data.raw=/tmp/raw (repeatable)",
+    )
+    return p
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """The `--set` assignments of a command line, with the one --include-synthetic stands for."""
+    return [*args.overrides, *(["data.ingest.include_synthetic=true"] if args.include_synthetic else [])]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the flow from the command line and print where everything went."""
-    parser = argparse.ArgumentParser(description="Run the rmcore ingest flow.")
-    parser.add_argument("paths", nargs="*", help="label files or folders")
-    parser.add_argument("--sample", action="store_true", help="ingest the built-in sample")
-    parser.add_argument("--config", help="pipeline config YAML")
-    parser.add_argument("--lake", help="lake directory")
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     start = time.perf_counter()
-    result = ingest_flow(args.paths, args.config, args.lake, args.sample)
+    try:
+        result = ingest_flow(
+            args.paths, args.config, args.lake, args.sample, args.fmt, args.source, config_overrides(args)
+        )
+    except (ConfigError, ValueError) as error:
+        print(f"ingest: error: {error}", file=sys.stderr)
+        return 1
     ingested, pairs = result["ingest"], result["pairs"]
     print(
         f"\ningested {ingested['rows_read']} rows: {ingested['accepted']} accepted, "
@@ -149,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {split:<10} {n:>6} pairs  {pairs['paths'][split]}")
     print(f"data report: {result['report']['markdown']}")
     print(f"done in {time.perf_counter() - start:.1f} s")
+    for path, why in ingested["files_failed"].items():
+        print(f"ingest: error: {path}: {why}", file=sys.stderr)
     return 1 if ingested["files_failed"] else 0
 
 
