@@ -160,7 +160,11 @@ def _distinct(prompts: Sequence[Sequence[Message]]) -> tuple[list[list[dict[str,
 
 
 def _ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, as_text: bool) -> list[list[int]]:
-    """Token ids of each text without added special tokens; `as_text`: control-token strings as text."""
+    """Token ids of each text without added special tokens; `as_text`: control-token strings as text.
+
+    Whole texts, longer than the model takes: `_fit` cuts them afterwards, so the tokenizer's warning
+    about sequences over `model_max_length` does not apply and is turned off (`verbose=False`).
+    """
     if not texts:
         return []
     encoded = tokenizer(
@@ -169,6 +173,7 @@ def _ids(tokenizer: PreTrainedTokenizerBase, texts: list[str], *, as_text: bool)
         split_special_tokens=as_text,
         return_attention_mask=False,
         return_token_type_ids=False,
+        verbose=False,
     )
     return [list(ids) for ids in encoded["input_ids"]]
 

@@ -4,6 +4,7 @@ The byte-level tokenizer (see conftest) makes one token per byte, so lengths are
 its special ids: EOS 256, <|im_start|> 257, <|im_end|> 258, BOS 259.
 """
 
+import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -199,6 +200,30 @@ def test_a_response_too_long_alone_keeps_its_end(
     b = wordpiece("one two " * 30 + "last words", add_special_tokens=False)["input_ids"]
     assert bert == [CLS, SEP, *b[-27:], SEP]
     assert plain == [*_bytes(tok, " " + response)[-39:], EOS]
+
+
+TOO_LONG = "longer than the specified maximum sequence length"
+
+
+def test_a_text_longer_than_the_model_takes_is_cut_without_the_too_long_warning(
+    tiny_encoder_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given: a fresh MiniLM tokenizer (it warns once per instance), a response of twice its
+    # model_max_length words, and transformers' log records reaching caplog
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)
+    caplog.set_level(logging.WARNING)
+    tok = AutoTokenizer.from_pretrained(tiny_encoder_dir)
+    assert tok.model_max_length == 512
+    response = "word " * (2 * tok.model_max_length) + "end"
+    # when: encoded to 64 tokens
+    ids = encode(tok, _user("hi"), response, max_length=64)
+    # then: cut to 64 tokens ending with the response's end, and nothing logged about the length
+    assert len(ids) == 64 and ids[:2] == [CLS, SEP]
+    assert ids[-2:] == [tok.convert_tokens_to_ids("end"), SEP]
+    assert TOO_LONG not in caplog.text
+    # and: the same text tokenized whole by a fresh tokenizer does log it (the capture sees it)
+    AutoTokenizer.from_pretrained(tiny_encoder_dir)(response)
+    assert TOO_LONG in caplog.text
 
 
 @pytest.mark.parametrize("max_length", [3, 2])
