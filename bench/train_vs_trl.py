@@ -11,8 +11,8 @@ auto|bf16|fp32`, `--max-tokens N`, `--torch-profile` for the top torch operators
 rmcore against TRL's RewardTrainer on one machine, in one invocation: the same backbone (the
 built-in all-MiniLM-L6-v2), the same training pairs as the same token ids, batch 16 pairs, lr
 3e-5, max length 256, one epoch. Prints each tool's training pairs/s, the ratio, and held-out
-accuracy and loss of each model, computed by the same code (rmcore.train.score_pairs, then
-rmcore.evaluate.pair_metrics) so the accuracies compare.
+accuracy and loss of each model, computed by the same code (rmcore.evaluation.evaluate: the
+model's rewards on the pairs, then pair_metrics) so the accuracies compare.
 
 Data, from ../shared/data (skipped with a message when absent):
   hh     Anthropic HH-RLHF harmless-base: ingested by rmcore into a scratch lake, paired, split by
@@ -170,20 +170,21 @@ def _run_preload(preload: str | None) -> None:
 
 
 def _evaluate(rm: Any, held_out: Path, scratch: Path) -> dict[str, Any]:
-    """Held-out metrics by the code rmcore uses for its own models: score_pairs, then pair_metrics."""
+    """Held-out metrics by the code rmcore uses for its own models: rewards on the pairs, then metrics."""
     import torch
 
     from rmcore.config import DataConfig
     from rmcore.data.pairsets import load_pairs
-    from rmcore.evaluate import pair_metrics
-    from rmcore.train import autocast_dtype, score_pairs
+    from rmcore.evaluation.evaluate import evaluate
+    from rmcore.model.inference import Scorer, autocast_dtype
 
     device = torch.device("cpu")
     dtype = autocast_dtype("auto", device)
     data = load_pairs(held_out, "validation", DataConfig(), scratch)
     started = time.perf_counter()
-    chosen, rejected = score_pairs(rm, data, EVAL_MAX_TOKENS, dtype, device)
-    metrics = pair_metrics(chosen, rejected, data.pairs)
+    metrics = evaluate(
+        Scorer(rm=rm, dtype=dtype, device=device, max_tokens=EVAL_MAX_TOKENS), data.pairs
+    ).metrics
     return {
         "accuracy": metrics["accuracy"],
         "loss": metrics["loss"],
@@ -224,8 +225,8 @@ def _timed(fn: Callable[..., Any], into: dict[str, float]) -> Callable[..., Any]
 
 
 def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
-    """rmcore.train.train with the default config and the fixed settings; then the evaluation."""
-    import rmcore.train as rt
+    """rmcore.training.recipe.train with the default config and the fixed settings; then the evaluation."""
+    import rmcore.training.recipe as rt
     from rmcore.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
     from rmcore.model.reward import build_reward_model
 
@@ -397,7 +398,7 @@ PROFILE_PARTS = (
 
 
 def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
-    """rmcore.train.train for `profile_steps` steps, with the time of each part of fit measured.
+    """rmcore.training.recipe.train for `profile_steps` steps, with the time of each part of fit measured.
 
     Wraps (without changing) what fit calls: collate, loss_step, RewardModule.forward,
     Tensor.backward, clip_grad_norm_, AdamW.step and LambdaLR.step; and build_examples / build_plan.
@@ -405,7 +406,7 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    import rmcore.train as rt
+    import rmcore.training.recipe as rt
     from rmcore.config import Config, DataConfig, ModelConfig, TrainConfig
     from rmcore.model.batching import pair_count
     from rmcore.model.reward import RewardModule

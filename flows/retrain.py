@@ -12,15 +12,12 @@ trains nothing and says so. Reading files and talking to MLflow retry; training 
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.context import TaskRunContext
@@ -29,10 +26,15 @@ from flows.ingest import build_pair_datasets, data_report, ingest_flow
 from rmcore import __version__, tracking
 from rmcore.config import Config, ConfigError, load_config
 from rmcore.data.pairsets import lake_pairs_hash
-from rmcore.eval_report import write_eval_report
-from rmcore.evaluate import to_jsonable
-from rmcore.scoring import evaluation
-from rmcore.train import CHECKPOINTS, MODEL_DIR, TrainingError, latest_checkpoint, train, training_key
+from rmcore.evaluation.evaluate import evaluate_model
+from rmcore.evaluation.markdown import number, percent
+from rmcore.evaluation.metrics import to_jsonable
+from rmcore.evaluation.report import write_eval_report
+from rmcore.model.saved import MODEL_DIR, is_saved_model
+from rmcore.training import TrainingError
+from rmcore.training.checkpoint import discard_checkpoints, latest_checkpoint
+from rmcore.training.launch import train_processes
+from rmcore.training.recipe import METRICS, keyed_output, training_key
 
 SPLIT = "test"
 """The held-out split the new model and the champion are compared on."""
@@ -48,56 +50,32 @@ def pairs_hash(lake: str) -> str:
     return lake_pairs_hash(Path(lake))
 
 
-def _torchrun(config: Config, resume: bool) -> dict[str, Any]:
-    """`torchrun --nproc_per_node N -m rmcore.train`, its output streamed into the log; its JSON result."""
-    logger = get_run_logger()
-    config_file = config.output_dir / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(config.train.nproc_per_node),
-        "-m", "rmcore.train", "--config", str(config_file), "--json", *(["--resume"] if resume else []),
-    ]  # fmt: skip
-    logger.info("launching %s", " ".join(command))
-    last = ""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
-        assert child.stdout is not None
-        for line in child.stdout:
-            logger.info(line.rstrip())
-            last = line if line.startswith("{") else last
-    if child.returncode != 0:
-        raise RuntimeError(f"torchrun exited with status {child.returncode}; its output is in this run's log")
-    result: dict[str, Any] = orjson.loads(last)
-    return result
-
-
 @task(cache_key_fn=_key_parameter, persist_result=True, result_serializer="json")
 def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
-    """Train on the lake's train split into `config.output_dir`, inside a new MLflow run; the summary.
+    """Train on the lake's train split into `config.output_dir`, in the training's MLflow run; the summary.
 
-    Resumes from the last checkpoint of an interrupted attempt. With `train.nproc_per_node` > 1 it launches
-    torchrun; otherwise it trains in this process.
+    An interrupted attempt's checkpoint is resumed, and so is its MLflow run. With
+    `train.nproc_per_node` > 1 the processes' output goes into this task's log.
     """
-    out = config.output_dir
-    out.mkdir(parents=True, exist_ok=True)
-    resume = latest_checkpoint(out) is not None
-    tags = {"rmcore.training_key": key, "rmcore.data_hash": data_hash, "rmcore.version": __version__}
-    with tracking.tracked_run(config.tracking, run_name=f"retrain-{key[:8]}", tags=tags) as run_id:
-        tracking.log_config(config)
-        tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
-        if config.train.nproc_per_node > 1:
-            result = _torchrun(config, resume)
-        else:
-            result = train(config, resume=resume, progress=False)
-        tracking.log_history(out / "metrics.jsonl")
+    resume = latest_checkpoint(config.output_dir) is not None
+    tags = {"rmcore.data_hash": data_hash, "rmcore.version": __version__}
+    with tracking.training_run(config.tracking, key, resume, tags) as (run_id, resumed):
+        if not resumed:
+            tracking.log_config(config)
+            tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
+        result = train_processes(config, resume=resume, progress=False, log=get_run_logger().info)
+        tracking.log_history(config.output_dir / METRICS)
         tracking.log_evaluation(result["eval"], "validation")
     summary = {key: value for key, value in result.items() if key != "eval"}
-    return to_jsonable({**summary, "validation": result["eval"], "run_id": run_id, "out": str(out)})
+    return to_jsonable(
+        {**summary, "validation": result["eval"], "run_id": run_id, "out": str(config.output_dir)}
+    )
 
 
 @task
-def evaluate_model(model_dir: str, lake: str, report_dir: str, title: str) -> dict[str, Any]:
+def evaluate_on_test(model_dir: str, config: Config, report_dir: str, title: str) -> dict[str, Any]:
     """Metrics of a model on the lake's held-out split, and its visual report (PNG plots + HTML)."""
-    scored = evaluation(Path(model_dir), Path(lake), SPLIT)
+    scored = evaluate_model(Path(model_dir), config.data.lake, SPLIT, config)
     files = write_eval_report(
         scored.chosen, scored.rejected, scored.pairs, scored.metrics, Path(report_dir), title
     )
@@ -155,14 +133,6 @@ def promote_model(
     )
 
 
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def summary_markdown(result: dict[str, Any]) -> str:
     """The flow's markdown artifact: data counts, rejects, metrics of both models, the promotion decision."""
     ingested, pairs = result["ingest"], result["pairs"]
@@ -183,9 +153,9 @@ def summary_markdown(result: dict[str, Any]) -> str:
     table = [f"| held-out ({SPLIT}) | new model | champion |", "|---|---:|---:|"]
     for label, value in (
         ("pairs", lambda m: str(m["n_pairs"])),
-        ("accuracy", lambda m: _pct(m["accuracy"])),
-        ("Bradley-Terry loss", lambda m: _num(m["loss"])),
-        ("expected calibration error", lambda m: _num(m["calibration"]["ece"])),
+        ("accuracy", lambda m: percent(m["accuracy"])),
+        ("Bradley-Terry loss", lambda m: number(m["loss"])),
+        ("expected calibration error", lambda m: number(m["calibration"]["ece"])),
     ):
         theirs = value(champion["metrics"]) if champion else "none yet"
         table.append(f"| {label} | {value(new['metrics'])} | {theirs} |")
@@ -233,9 +203,8 @@ def retrain_flow(
         )
     data_hash = pairs_hash(lake)
     key = training_key(config, data_hash)
-    run_config = config.model_copy(update={"output_dir": config.output_dir / key[:16]})
-    model_dir = run_config.output_dir / MODEL_DIR
-    stale = not (model_dir / "rmcore.json").exists()
+    run_config = keyed_output(config, key)
+    stale = not is_saved_model(run_config.output_dir / MODEL_DIR)
     state = train_model.with_options(refresh_cache=stale)(run_config, key, data_hash, return_state=True)
     trained = {**state.result(), "key": key, "data_hash": data_hash}
     result: dict[str, Any] = {
@@ -255,18 +224,21 @@ def retrain_flow(
     else:
         reports = run_config.output_dir / "report"
         result["train"] = {k: v for k, v in trained.items() if k != "validation"}
-        result["evaluation"] = evaluate_model(trained["model_dir"], lake, str(reports / "new"), "New model")
-        champion = champion_model(run_config, str(run_config.output_dir / "champion"))
-        if champion is not None:
-            scored = evaluate_model(champion["model_dir"], lake, str(reports / "champion"), "Champion")
-            champion = {**champion, **scored}
-            result["champion"] = champion
+        result["evaluation"] = evaluate_on_test(
+            trained["model_dir"], config, str(reports / "new"), "New model"
+        )
+        with tempfile.TemporaryDirectory(prefix="rmcore-champion-") as scratch:
+            champion = champion_model(run_config, scratch)
+            if champion is not None:
+                scored = evaluate_on_test(
+                    champion["model_dir"], config, str(reports / "champion"), "Champion"
+                )
+                champion = result["champion"] = {**champion, **scored}
         version = register_model(run_config, trained, result["evaluation"], champion, ingested["report"])
         result["promotion"] = promote_model(
             run_config, version, result["evaluation"]["metrics"]["accuracy"], champion
         )
-        shutil.rmtree(run_config.output_dir / CHECKPOINTS, ignore_errors=True)
-        shutil.rmtree(run_config.output_dir / "champion", ignore_errors=True)
+        discard_checkpoints(run_config.output_dir)
     create_markdown_artifact(
         key="retrain-summary",
         markdown=summary_markdown(result),
@@ -299,12 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     if result["trained"]:
         decision, metrics = result["promotion"], result["evaluation"]["metrics"]
         against = (
-            f" (champion version {decision['previous_champion']}: {_pct(decision['champion_accuracy'])})"
+            f" (champion version {decision['previous_champion']}: {percent(decision['champion_accuracy'])})"
             if decision["previous_champion"]
             else " (the first champion)"
         )
         print(
-            f"model version {decision['version']}: held-out accuracy {_pct(metrics['accuracy'])} on "
+            f"model version {decision['version']}: held-out accuracy {percent(metrics['accuracy'])} on "
             f"{metrics['n_pairs']} {SPLIT} pairs; "
             + ("promoted to champion" if decision["promoted"] else "challenger, champion unchanged")
             + against

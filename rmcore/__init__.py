@@ -1,3 +1,3 @@
 """rmcore: reward models for RLHF from human preference labels."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -3,6 +3,7 @@
 rmcore ingest data/raw --lake data/lake
 rmcore build-pairs --lake data/lake
 rmcore data-report --lake data/lake
+rmcore train --config configs/default.yaml --json
 """
 
 import argparse
@@ -22,6 +23,7 @@ from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
 from rmcore.data.report import write_report
+from rmcore.training import TrainingError
 
 LARGE_INPUT_BYTES = 32 << 20
 MODEL_URI_PREFIXES = ("models:/", "runs:/")
@@ -29,6 +31,18 @@ MODEL_HELP = (
     "model directory written by rmcore train, or a registered or logged model: "
     "models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model"
 )
+
+
+INTERRUPTED = {
+    "ingest": "the lake is unchanged, rerun to finish",
+    "build-pairs": "the pair files are unchanged, rerun to finish",
+    "data-report": "the report is unchanged, rerun to finish",
+    "train": "rerun with --resume to continue from the last checkpoint",
+    "evaluate": "rerun to finish",
+    "score": "the output is unchanged, rerun to finish",
+    "sample": "rerun to finish",
+}
+"""What an interrupted subcommand left, and how to finish it (every file is written whole)."""
 
 
 class CommandError(Exception):
@@ -135,25 +149,26 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `rmcore train` (also `python -m rmcore.train`)."""
-    parser.add_argument("--config", type=Path, help="pipeline config YAML (default: built-in defaults)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one option, e.g. train.lr=3e-5 (repeatable)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from rmcore.train import run
+    from rmcore.training.launch import train_processes
 
-    return run(args)
+    result = train_processes(load_config(args.config, args.overrides), args.resume, progress=not args.json)
+    leaked = result["held_out_prompts_in_train"]
+    if leaked:
+        print(
+            f"rmcore train: warning: {leaked} held-out prompt(s) also occur in the training data; "
+            "held-out accuracy is inflated (split by prompt, or use the lake's splits)",
+            file=sys.stderr,
+        )
+    accuracy = result["eval"].get("accuracy")
+    human = [
+        f"trained {result['steps']} steps on {result['train_pairs']} pairs in "
+        f"{result['train_seconds']:.1f} s ({result['train_pairs_per_s']:.1f} pairs/s, "
+        f"{result['precision']}, {result['world_size']} process(es)); held-out accuracy "
+        f"{'n/a' if accuracy is None else f'{accuracy:.3f}'}; model: {result['model_dir']}"
+    ]
+    _emit(args, result, human)
+    return 0
 
 
 @contextmanager
@@ -173,14 +188,15 @@ def local_model(args: argparse.Namespace) -> Iterator[Path]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rmcore.evaluate import report_markdown
-    from rmcore.scoring import evaluation
+    from rmcore.evaluation.evaluate import evaluate_model
+    from rmcore.evaluation.markdown import report_markdown
 
+    config = load_config(args.config)
     with local_model(args) as model_dir:
-        result = evaluation(model_dir, args.pairs, args.split)
+        result = evaluate_model(model_dir, args.pairs, args.split, config)
     metrics, human = result.metrics, [report_markdown(result.metrics)]
     if args.report is not None:
-        from rmcore.eval_report import write_eval_report
+        from rmcore.evaluation.report import write_eval_report
 
         files = write_eval_report(result.chosen, result.rejected, result.pairs, metrics, args.report)
         metrics = {**metrics, "report": {name: str(path) for name, path in files.items()}}
@@ -198,41 +214,65 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--config", type=Path, help=f"pipeline config YAML, for {what} (default: built-in defaults)"
+    )
+
+
+def _add_lake(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lake", type=Path, help="lake directory (default: data.lake of the config)")
+
+
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+    """The argument parser of every subcommand; each takes only the options it uses."""
     root = argparse.ArgumentParser(prog="rmcore", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True)
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        p.add_argument("--config", type=Path, help="pipeline config YAML (default: built-in defaults)")
-        p.add_argument("--lake", type=Path, help="lake directory (default: data.lake of the config)")
         p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
         p.set_defaults(run=run)
         return p
 
     p = command("ingest", cmd_ingest, "Ingest label files, folders or hf://owner/name ids into the lake.")
     p.add_argument("paths", nargs="+", help="files, folders, or hf://owner/name[:split]")
+    _add_config(p, "data.lake and data.ingest")
+    _add_lake(p)
     p.add_argument("--format", choices=FORMAT_NAMES, help="source format (default: detected)")
     p.add_argument("--source", help="source name for rows that carry none (default: folder/file)")
     p.add_argument("--include-synthetic", action="store_true", help="ingest synthetic OASST trees")
 
     p = command("build-pairs", cmd_build_pairs, "Aggregate the lake into pair datasets per split.")
+    _add_config(p, "data.lake, data.splits and data.pairs")
+    _add_lake(p)
     p.add_argument("--drop-conflicts", action="store_true", help="leave out pairs with p_chosen = 0.5")
 
-    command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
+    p = command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
+    _add_config(p, "data.lake")
+    _add_lake(p)
 
-    p = sub.add_parser("train", help="Train a reward model.", description="Train a reward model.")
-    add_train_arguments(p)
-    p.set_defaults(run=cmd_train)
+    p = command("train", cmd_train, "Train a reward model (train.nproc_per_node processes).")
+    _add_config(p, "every option")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one option, e.g. train.lr=3e-5 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
     p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs.")
+    _add_config(p, "data (reading label files), train.max_tokens and the tracking store of models:/ URIs")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("--pairs", type=Path, required=True, help="pair file, lake, or label file")
     p.add_argument("--split", default="test", help="the lake split to use when --pairs is a lake")
     p.add_argument("--report", type=Path, help="also write the plots and report.html into this folder")
 
     p = command("score", cmd_score, "Score (prompt, response) rows with a trained model.")
+    _add_config(p, "the tracking store of models:/ URIs")
     p.add_argument("--model", required=True, help=MODEL_HELP)
     p.add_argument("input", type=Path, help="JSONL/JSON/CSV/Parquet rows with prompt and response")
     p.add_argument("--output", type=Path, required=True, help="Parquet (or .jsonl) file to write")
@@ -251,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         ConfigError,
         CommandError,
+        TrainingError,
         UnreadableFile,
         FileNotFoundError,
         ValueError,
@@ -259,10 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"rmcore {args.command}: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"rmcore {args.command}: interrupted; the lake is unchanged, rerun to finish",
-            file=sys.stderr,
-        )
+        print(f"rmcore {args.command}: interrupted; {INTERRUPTED[args.command]}", file=sys.stderr)
         return 130
 
 

@@ -166,7 +166,8 @@ class TrainConfig(Strict):
     compile: bool = False
     """Wrap the scorer in torch.compile: meant for CUDA with bucketed shapes; slower on CPU."""
     nproc_per_node: int = Field(1, ge=1)
-    """Processes per node the retrain flow launches with torchrun (1: in process)."""
+    """Training processes on this node: `rmcore train` and the retrain flow start them with torchrun
+    (1: training runs in the calling process)."""
 
 
 class TrackingConfig(Strict):

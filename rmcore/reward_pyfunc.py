@@ -6,7 +6,7 @@ print(m.predict(pd.DataFrame({'prompt': ['Hi?'], 'response': ['Hello!']})))"
 `rmcore.tracking.log_reward_model` logs this file with the saved rmcore model directory as the
 artifact "model_dir"; MLflow runs the file again when it loads the model, in any process where
 rmcore is importable. No class is pickled, so the artifact holds only readable code and the
-model directory.
+model directory. It imports rmcore's serving code only (scoring and the model layer), never training.
 """
 
 from pathlib import Path
@@ -15,26 +15,11 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-import torch
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
-from rmcore.data import fields
-from rmcore.data.records import RowRejected
-from rmcore.scoring import TrainedModel, load_trained, score_rows
+from rmcore.model.inference import TrainedModel, load_trained
+from rmcore.scoring import score_rows, scoring_inputs
 from rmcore.tracking import MODEL_DIR_ARTIFACT
-
-
-def scoring_inputs(rows: pd.DataFrame) -> tuple[list[list[dict[str, str]]], list[str]]:
-    """(prompt messages, response) per row, as `rmcore score` reads them: a prompt is one user message."""
-    prompts, responses = [], []
-    for index, (prompt, response) in enumerate(zip(rows["prompt"], rows["response"], strict=True)):
-        try:
-            messages = fields.messages(prompt, "prompt")
-            responses.append(fields.nonempty(response, "response"))
-        except RowRejected as why:
-            raise ValueError(f"row {index}: {why.detail}") from why
-        prompts.append([{"role": m.role, "content": m.content} for m in messages])
-    return prompts, responses
 
 
 def rewards_frame(raw: np.ndarray, normalized: np.ndarray | None) -> pd.DataFrame:
@@ -54,10 +39,8 @@ class RewardPyfunc(PythonModel):
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        prompts, responses = scoring_inputs(model_input)
-        with torch.no_grad():
-            raw, normalized = score_rows(self.trained, prompts, responses)
-        return rewards_frame(raw, normalized)
+        prompts, responses = scoring_inputs(model_input.to_dict("records"))
+        return rewards_frame(*score_rows(self.trained, prompts, responses))
 
 
 mlflow.models.set_model(RewardPyfunc())

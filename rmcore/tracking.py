@@ -36,7 +36,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from rmcore.config import Config, TrackingConfig
-from rmcore.train import METADATA
+from rmcore.model.saved import read_metadata
 
 CHAMPION = "champion"
 """Alias of the registered version that serves (`models:/reward-model@champion`)."""
@@ -69,7 +69,8 @@ PYFUNC_PACKAGES = (
     "pyyaml",
     "duckdb",
 )
-"""What the pyfunc imports through rmcore.scoring (rmcore itself must be installed beside them)."""
+"""What the pyfunc imports through rmcore.scoring and rmcore.model (rmcore itself must be installed
+beside them)."""
 
 
 class TrackingError(ValueError):
@@ -160,6 +161,40 @@ def tracked_run(
         log_system_metrics=cfg.system_metrics,
     ) as run:
         yield run.info.run_id
+
+
+TRAINING_KEY_TAG = "rmcore.training_key"
+"""Tag naming the training key of a run: what it trains, so a retried training finds its run."""
+
+
+@contextmanager
+def training_run(
+    cfg: TrackingConfig, key: str, resume: bool, tags: dict[str, str] | None = None
+) -> Iterator[tuple[str, bool]]:
+    """The run of the training `key` for the block; yields (run id, whether an earlier run was resumed).
+
+    A process killed mid-training leaves its run RUNNING. When training resumes from that attempt's
+    checkpoint (`resume`), the newest such run of the same key is resumed, same run id; every other
+    RUNNING run of the key is marked KILLED, since no process is left to finish it. Otherwise a new
+    run starts, tagged with the key and `tags`. It ends FINISHED, or FAILED when the block raises.
+    """
+    store = client(cfg)
+    stale = store.search_runs(
+        [experiment_id(cfg)],
+        filter_string=f"tags.`{TRAINING_KEY_TAG}` = '{key}' and attributes.status = 'RUNNING'",
+        order_by=["attributes.start_time DESC"],
+    )
+    adopted = stale[0].info.run_id if resume and stale else None
+    for run in stale:
+        if run.info.run_id != adopted:
+            store.set_terminated(run.info.run_id, status="KILLED")
+    if adopted is not None:
+        with tracked_run(cfg, run_id=adopted) as run_id:
+            yield run_id, True
+        return
+    run_tags = {TRAINING_KEY_TAG: key, **(tags or {})}
+    with tracked_run(cfg, run_name=f"retrain-{key[:8]}", tags=run_tags) as run_id:
+        yield run_id, False
 
 
 def run_ui_link(cfg: TrackingConfig, run_id: str, ui: str = "http://127.0.0.1:5000") -> str:
@@ -289,11 +324,7 @@ def reward_signature(normalized: bool) -> ModelSignature:
 
 def has_reward_stats(model_dir: Path) -> bool:
     """True when the model directory stores the held-out reward mean and std (normalized rewards)."""
-    path = model_dir / METADATA
-    if not path.exists():
-        raise FileNotFoundError(f"{model_dir}: no {METADATA}; train one with `rmcore train` first")
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    return meta.get("reward_mean") is not None and bool(meta.get("reward_std"))
+    return read_metadata(model_dir).normalizes
 
 
 def pip_requirements() -> list[str]:

@@ -46,7 +46,7 @@ from rmcore.config import ModelConfig, load_config
 from rmcore.data import schemas
 from rmcore.data.normalize import digest
 from rmcore.model.reward import resolve_model_path
-from rmcore.train import train
+from rmcore.training.recipe import train
 
 if "PREFECT_HOME" not in os.environ:
     os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="rmcore-prefect-")

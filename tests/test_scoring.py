@@ -8,10 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.cli import main as cli
-from rmcore.data.pairsets import PairSet
-from rmcore.data.schemas import SPLIT_RANKINGS
 from rmcore.scoring import load_trained, score_file
-from rmcore.train import score_pairs
 
 
 def test_score_writes_raw_and_normalized_rewards_that_match_training_scores(
@@ -35,8 +32,7 @@ def test_score_writes_raw_and_normalized_rewards_that_match_training_scores(
     scores = pq.read_table(tmp_path / "scores.parquet")
     assert summary["rows"] == scores.num_rows == 2 * pairs.num_rows
     model = load_trained(model_dir)
-    held_out = PairSet(pairs, SPLIT_RANKINGS.empty_table(), "", "")
-    chosen, rejected = score_pairs(model.rm, held_out, 4096, model.dtype, model.rm.model.device)
+    chosen, rejected = model.scorer(max_tokens=4096).pair_rewards(pairs)
     np.testing.assert_allclose(
         scores.column("reward").to_numpy(), np.concatenate([chosen, rejected]), atol=1e-5
     )
@@ -70,3 +66,27 @@ def test_score_refuses_a_directory_without_metadata(
     assert cli(["score", "--model", str(tmp_path), str(source), "--output", str(tmp_path / "o.parquet")]) == 1
     err = capsys.readouterr().err
     assert "rmcore.json" in err and "Traceback" not in err
+
+
+def test_the_names_registered_pyfuncs_import_still_score(tiny_trained: tuple[Path, Path]) -> None:
+    # given the imports and calls of the pyfunc code logged with models registered by rmcore 0.1
+    # (MLflow stores that code with the model and runs it again at load time)
+    from rmcore.data import fields
+    from rmcore.data.records import RowRejected
+    from rmcore.scoring import TrainedModel, load_trained, score_rows
+    from rmcore.tracking import MODEL_DIR_ARTIFACT
+
+    model_dir, _ = tiny_trained
+    prompt = fields.messages("How do I boil an egg?", "prompt")
+    assert MODEL_DIR_ARTIFACT == "model_dir" and issubclass(RowRejected, Exception)
+
+    # when that code loads the model and scores a row
+    trained = load_trained(model_dir)
+    raw, normalized = score_rows(
+        trained, [[{"role": m.role, "content": m.content} for m in prompt]], ["Boil it."]
+    )
+
+    # then it gets a raw and a normalized reward, as it did
+    assert isinstance(trained, TrainedModel)
+    assert raw.shape == (1,) and normalized is not None
+    assert normalized[0] == pytest.approx((raw[0] - trained.reward_mean) / trained.reward_std)

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from rmcore import tracking
 from rmcore.cli import main as cli
 from rmcore.config import Config, TrackingConfig
-from rmcore.evaluate import pair_metrics
+from rmcore.evaluation.metrics import pair_metrics
 from rmcore.tracking import (
     champion_version,
     experiment_id,
@@ -190,16 +190,17 @@ def test_logging_outside_a_run_is_refused(tmp_path: Path) -> None:
 
 
 def test_pyfunc_inputs_and_outputs() -> None:
-    from rmcore.reward_pyfunc import rewards_frame, scoring_inputs
+    from rmcore.reward_pyfunc import rewards_frame
+    from rmcore.scoring import scoring_inputs
 
     # given rows of prompt and response strings, then a prompt is one user message
     rows = pd.DataFrame({"prompt": ["Hi?", "Why?"], "response": ["Hello.", "Because."]})
-    prompts, responses = scoring_inputs(rows)
+    prompts, responses = scoring_inputs(rows.to_dict("records"))
     assert prompts == [[{"role": "user", "content": "Hi?"}], [{"role": "user", "content": "Why?"}]]
     assert responses == ["Hello.", "Because."]
     # and an empty response is refused with its row
     with pytest.raises(ValueError, match="row 1: field 'response' is empty"):
-        scoring_inputs(pd.DataFrame({"prompt": ["a", "b"], "response": ["ok", " "]}))
+        scoring_inputs([{"prompt": "a", "response": "ok"}, {"prompt": "b", "response": " "}])
     # and a model without held-out stats returns (and declares) only the raw reward
     assert list(rewards_frame(np.array([0.5]), None).columns) == ["reward"]
     assert tracking.reward_signature(normalized=False).outputs.input_names() == ["reward"]

@@ -23,7 +23,7 @@ from rmcore.data.pairs import build_pairs, pairs_dir
 from rmcore.data.splits import SPLITS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairSet:
     """Pairs (and rankings of K > 2) to train or evaluate on, with the hash of their content."""
 
@@ -57,10 +57,10 @@ def _from_lake(root: Path, splits: tuple[str, ...]) -> PairSet:
         )
     ranking_files = [folder / f"rankings_{s}.parquet" for s in splits]
     return PairSet(
-        _read(pair_files, schemas.PAIRS),
-        _read(ranking_files, schemas.SPLIT_RANKINGS),
-        _hash(pair_files + ranking_files),
-        f"{root} ({', '.join(splits)})",
+        pairs=_read(pair_files, schemas.PAIRS),
+        rankings=_read(ranking_files, schemas.SPLIT_RANKINGS),
+        content_hash=_hash(pair_files + ranking_files),
+        origin=f"{root} ({', '.join(splits)})",
     )
 
 
@@ -99,7 +99,9 @@ def load_pairs(source: Path | None, split: str, data: DataConfig, scratch: Path)
         return _from_lake(source, (split,))
     if _is_pair_file(source):
         empty = schemas.SPLIT_RANKINGS.empty_table()
-        return PairSet(pq.read_table(source), empty, _hash([source]), str(source))
+        return PairSet(
+            pairs=pq.read_table(source), rankings=empty, content_hash=_hash([source]), origin=str(source)
+        )
     shutil.rmtree(scratch, ignore_errors=True)
     lake = Lake(scratch)
     summary = ingest(lake, [source], data.ingest)

@@ -6,6 +6,10 @@
   prompt first; `identical_after_truncation` for pairs truncation made equal.
 - `rmcore.model.batching`: examples, micro-batches of unique sequences, length bucketing.
 - `rmcore.model.losses`: the ranking losses, one function each.
+- `rmcore.model.saved`: the saved model directory (weights, tokenizer, rmcore.json) and its metadata.
+- `rmcore.model.inference`: a trained model loaded, and `Scorer`: rewards of sequences, rows, pairs.
+
+Serving a model needs this layer only (with rmcore.data's readers), never rmcore.training.
 
 Import the submodules directly; this package imports nothing so that `import rmcore.model.losses`
 does not pay for `transformers`.

@@ -9,7 +9,7 @@ grouped by prompt, and (b) their row indices ordered best -> worst to the Placke
 Ties in a ranking (equal ranks) are not broken: tied responses form no pair, and a ranking
 with any tie gives only its strictly ordered pairs (no Plackett-Luce term, which needs a strict
 order). A pair whose two sequences are identical (e.g. after truncation) carries no signal and
-is refused: drop such pairs before planning (PITFALLS 2).
+is refused: drop such pairs before planning (truncation can make a pair's two sequences equal).
 
 `plan_batches` orders an epoch: optimizer steps of about `batch_pairs` pairs, each cut into
 micro-batches under a padded-token budget, with length bucketing so little compute goes to
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PairExample:
     """One comparison: token ids of prompt+chosen and prompt+rejected."""
 
@@ -38,7 +38,7 @@ class PairExample:
     """How much better chosen is (Llama 2 style margin), or None when unknown."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RankingExample:
     """K responses to one prompt (token ids of prompt+response) with their ranks, 0 best; equal ranks tie."""
 
@@ -109,6 +109,26 @@ class Batch:
         index = torch.nn.utils.rnn.pad_sequence(self.rankings, batch_first=True, padding_value=0)
         lengths = torch.tensor([len(r) for r in self.rankings], dtype=torch.long, device=index.device)
         return index, lengths
+
+    def without_ranking_pairs(self) -> "Batch":
+        """This batch for the pairwise loss with the pairs implied by rankings left out (those pairs
+        already stand in the pair files; rankings feed the listwise loss), the prompt groups of the
+        pairs left numbered 0..G-1 again. Rows and rankings stay."""
+        if self.pair_from_ranking is None or not bool(self.pair_from_ranking.any()):
+            return self
+        keep = ~self.pair_from_ranking
+        return Batch(
+            input_ids=self.input_ids,
+            attention_mask=self.attention_mask,
+            chosen=self.chosen[keep],
+            rejected=self.rejected[keep],
+            p_chosen=self.p_chosen[keep],
+            margin=self.margin[keep],
+            pair_group=torch.unique(self.pair_group[keep], return_inverse=True)[1],
+            rankings=self.rankings,
+            n_pairs=int(keep.sum()),
+            pair_from_ranking=self.pair_from_ranking[keep],
+        )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         """A copy with every tensor on `device`."""

@@ -7,7 +7,7 @@ states by the model's own head, so `save_pretrained` output reloads in plain tra
   on the first token ([CLS]);
 - decoders (Llama, Qwen2, GPT-2...; pooling "last"): the base model, then the `score` head on the
   last real token, located from the attention mask. Never from `pad_token_id`: with pad == EOS or
-  pad unset, "first pad minus one" reads the wrong token (PITFALLS 1).
+  pad unset, "first pad minus one" reads the wrong token, and the loss sticks at log 2.
 
 Any padding side is accepted: each row's real tokens are first moved to the front (right padding),
 so positions, the [CLS] index and the last token do not depend on padding side or batch companions.

@@ -17,11 +17,12 @@ In the plain renderings user text is tokenized with `split_special_tokens=True`:
 or "</s>" in a response is text, not a control token. (The chat rendering tokenizes like
 `apply_chat_template`, which does not split them.)
 
-Truncation to `max_length` (PITFALLS 2): the prompt is cut from the left first (its end, next to the
-response, stays), keeping a leading BOS / CLS; only when the response alone does not fit is its
-beginning cut too, so the response's END (and the closing special tokens) always stays. Two different
-responses to one prompt therefore stay different after truncation unless their kept tails are equal;
-`identical_after_truncation` tells the trainer which pairs to count and drop.
+Truncation to `max_length`, so that a pair never loses what tells its responses apart: the prompt is
+cut from the left first (its end, next to the response, stays), keeping a leading BOS / CLS; only
+when the response alone does not fit is its beginning cut too, so the response's END (and the
+closing special tokens) always stays. Two different responses to one prompt therefore stay different
+after truncation unless their kept tails are equal; `identical_after_truncation` tells the trainer
+which pairs to count and drop.
 
 For many examples use `encode_many`: it renders each distinct prompt once and tokenizes in batches.
 """

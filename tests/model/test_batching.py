@@ -379,3 +379,20 @@ def test_plan_counts_rows_once_across_a_micro_batch() -> None:
     batch: Batch = collate([examples[i] for i in plan[0][0]], PAD)
     assert batch.n_rows == 5 and batch.padded_tokens == 20
     assert Counter(batch.chosen.tolist()) == Counter({0: 4})
+
+
+def test_without_ranking_pairs_keeps_given_pairs_with_groups_renumbered() -> None:
+    # given a ranking of prompt a (3 implied pairs, group 0), then a pair of prompt b (group 1)
+    batch = collate(
+        [RankingExample(prompt_id="a", responses=[X, Y, Z], ranks=[0, 1, 2]), pair("b", X, W)], PAD
+    )
+    assert batch.pair_group.tolist() == [0, 0, 0, 1]
+
+    # when the pairs a ranking implies are left out
+    pairwise = batch.without_ranking_pairs()
+
+    # then b's pair remains as group 0 (the group ids index per-group sums of that length), rows and
+    # the ranking stay for the listwise loss
+    assert pairwise.n_pairs == 1 and pairwise.pair_group.tolist() == [0]
+    assert (pairwise.chosen.tolist(), pairwise.rejected.tolist()) == ([0], [3])
+    assert torch.equal(pairwise.input_ids, batch.input_ids) and len(pairwise.rankings) == 1

@@ -1,4 +1,5 @@
-"""The reward model builder and `rewards`: read at the right token whatever the padding (PITFALLS 1)."""
+"""The reward model builder and `rewards`: read at the right token whatever the padding (read at a pad
+or before a final EOS, the reward ignores the response and the loss sticks at log 2)."""
 
 import logging
 import time
@@ -253,7 +254,8 @@ def test_encoder_reward_is_read_at_cls_even_with_left_padding(
 def test_decoder_reward_is_the_score_head_on_the_last_real_token(
     tiny_decoder_dir: Path, model_config: MakeConfig
 ) -> None:
-    # given: the plain rendering, which ends with EOS, and pad == EOS (the PITFALLS 1 setting)
+    # given: the plain rendering, which ends with EOS, and pad == EOS (where "first pad minus one"
+    # reads the wrong token)
     rm = build_reward_model(model_config(tiny_decoder_dir, rendering="plain"))
     sequences = encode_many(rm, PROMPTS, RESPONSES)
     eos = rm.tokenizer.eos_token_id

@@ -1,4 +1,5 @@
-"""Prompt + response -> token ids: the renderings, and truncation that keeps the response (PITFALLS 2).
+"""Prompt + response -> token ids: the renderings, and truncation that keeps the response (so two
+responses to one prompt stay different).
 
 The byte-level tokenizer (see conftest) makes one token per byte, so lengths are counted by hand;
 its special ids: EOS 256, <|im_start|> 257, <|im_end|> 258, BOS 259.
@@ -235,7 +236,7 @@ def test_max_length_without_room_for_text_is_refused(
         encode(wordpiece, _user("q"), "r", max_length=max_length)
 
 
-# --- PITFALLS 2: truncation must not make a pair identical ---
+# --- truncation must not make a pair identical (a pair with no signal) ---
 
 
 def _tokenizer(

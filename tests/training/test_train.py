@@ -13,8 +13,13 @@ import torch
 from safetensors.torch import load_file
 
 from rmcore.cli import main as cli
-from rmcore.config import Config, load_config
-from rmcore.train import TrainingError, latest_checkpoint, lr_factor, train, training_key
+from rmcore.config import Config, LossConfig, load_config
+from rmcore.model.batching import PairExample, RankingExample, collate
+from rmcore.model.losses import plackett_luce
+from rmcore.training import TrainingError
+from rmcore.training.checkpoint import latest_checkpoint
+from rmcore.training.optim import lr_factor
+from rmcore.training.recipe import loss_step, train, training_key
 
 
 @pytest.fixture(scope="module")
@@ -238,3 +243,34 @@ def test_training_key_ignores_where_outputs_go_but_not_what_trains() -> None:
     assert training_key(load_config(None, ["train.lr=1e-4"]), "data-1") != key
     assert training_key(load_config(None, ["model.max_length=128"]), "data-1") != key
     assert len(key) == 32
+
+
+class _TokenSum(torch.nn.Module):
+    """A stand-in scorer: the reward of a sequence is the sum of its real token ids / 10."""
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return (input_ids * attention_mask).sum(dim=1).float() / 10
+
+
+def test_a_ranking_before_a_pair_in_one_micro_batch_gives_the_listwise_plus_pairwise_loss() -> None:
+    # given a micro-batch whose first prompt is a ranking (its implied pairs are left out of the
+    # pairwise term) and whose second is one pair: rewards 0.3 > 0.2 > 0.1, and 0.5 vs 0.4
+    ranking = RankingExample(prompt_id="a", responses=[[1], [2], [3]], ranks=[2, 1, 0])
+    pair = PairExample(prompt_id="b", chosen=[5], rejected=[4], p_chosen=1.0, margin=None)
+    batch = collate([ranking, pair], pad_id=0)
+    cfg = LossConfig(listwise=True, group_by_prompt=True)
+
+    # when the loss step runs
+    out = loss_step(_TokenSum(), batch, cfg, None, torch.device("cpu"))
+
+    # then the pairwise term is the pair's alone: -log sigmoid(0.5 - 0.4) = 0.6443967
+    pairwise = -torch.nn.functional.logsigmoid(torch.tensor(0.1)).item()
+    assert out.metrics["loss_bt"] == pytest.approx(pairwise, abs=1e-6)
+    # and the listwise term is Plackett-Luce of 0.3 > 0.2 > 0.1:
+    # -[0.3 - log(e^.3 + e^.2 + e^.1)] - [0.2 - log(e^.2 + e^.1)] = 1.0019428 + 0.6443967
+    listwise = plackett_luce(torch.tensor([[0.3, 0.2, 0.1]])).loss.item()
+    assert listwise == pytest.approx(1.6463395, abs=1e-6)
+    assert out.metrics["loss_pl"] == pytest.approx(listwise, abs=1e-6)
+    # and the logged loss is the total that is minimized
+    assert out.metrics["loss"] == pytest.approx(pairwise + listwise, abs=1e-6)
+    assert out.loss.item() == pytest.approx(pairwise + listwise, abs=1e-6)

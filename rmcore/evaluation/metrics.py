@@ -3,7 +3,7 @@
 `pair_metrics(r_chosen, r_rejected, pairs)` takes the rewards the model gave to the chosen and the
 rejected response of each pair (shape (n,) each) and the pair table they came from (the data
 layer's pair schema; only `chosen` and `rejected` are required) and returns one JSON-serializable
-dict; `report_markdown(metrics)` renders it. The rules, stated once:
+dict (`rmcore.evaluation.markdown.report_markdown` renders it). The rules, stated once:
 
 - d = r_chosen - r_rejected, per pair, shape (n,).
 - Conflicts: a pair whose `conflict` is true or whose p_chosen is exactly 0.5 has no right answer.
@@ -288,7 +288,8 @@ def _strings(pairs: pa.Table, name: str) -> list[str]:
     return [NONE_GROUP if v is None else str(v) for v in pairs.column(name).to_pylist()]
 
 
-def _char_lengths(pairs: pa.Table, name: str) -> np.ndarray:
+def char_lengths(pairs: pa.Table, name: str) -> np.ndarray:
+    """Length in Unicode characters of each text of a string column of `pairs`, (n,); null counts as 0."""
     if name not in pairs.column_names:
         raise ValueError(f"pair table has no {name!r} column (columns: {', '.join(pairs.column_names)})")
     column = pairs.column(name)
@@ -359,8 +360,8 @@ def pair_metrics(
     n = pairs.num_rows
     rw = _rewards(r_chosen, "r_chosen", n)
     rl = _rewards(r_rejected, "r_rejected", n)
-    len_w = _char_lengths(pairs, "chosen")
-    len_l = _char_lengths(pairs, "rejected")
+    len_w = char_lengths(pairs, "chosen")
+    len_l = char_lengths(pairs, "rejected")
     p = _p_chosen(pairs)
     conflict = _conflict(pairs, p)
     d = rw - rl
@@ -431,100 +432,3 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
-
-
-# ---------------------------------------------------------------------------------------------
-# Markdown
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _group_table(title: str, groups: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [
-        f"### {title}",
-        "",
-        "| group | pairs | decided | conflicts | accuracy | ties | loss |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, g in groups.items():
-        lines.append(
-            f"| {_cell(name)} | {g['n_pairs']} | {g['n_decided']} | {g['n_conflict']} "
-            f"| {_pct(g['accuracy'])} | {_pct(g['tie_rate'])} | {_num(g['loss'])} |"
-        )
-    return [*lines, ""]
-
-
-def report_markdown(metrics: dict[str, Any]) -> str:
-    """The metrics of `pair_metrics` as a markdown report: headline, groups, calibration, rewards."""
-    m = metrics
-    longer = m["baselines"]["longer_wins"]
-    cal = m["calibration"]
-    lines = [
-        "# Reward model evaluation",
-        "",
-        f"{m['n_pairs']} pairs: {m['n_decided']} decided, {m['n_conflict']} conflicts (p_chosen = 0.5, "
-        "no right answer: left out of accuracy, kept in the soft-label loss).",
-        "",
-        "| metric | value |",
-        "|---|---:|",
-        f"| **accuracy** (strict) | **{_pct(m['accuracy'])}** |",
-        f"| ties (\\|d\\| <= {m['tie_tol']:g}) | {_pct(m['tie_rate'])} ({m['n_ties']}) |",
-        f"| accuracy, ties as half | {_pct(m['accuracy_ties_half'])} |",
-        f"| loss (Bradley-Terry NLL, decided) | {_num(m['loss'])} |",
-        f"| loss (Bradley-Terry NLL, all pairs) | {_num(m['loss_all'])} |",
-        f"| soft-label loss (floor {_num(m['loss_soft_floor'])}) | {_num(m['loss_soft'])} |",
-        f"| mean margin r_chosen - r_rejected | {_num(m['margin_mean'])} |",
-        f"| expected calibration error ({cal['bins']} bins) | {_num(cal['ece'])} |",
-        f"| baseline: longer response wins | {_pct(longer['accuracy'])} "
-        f"(equal lengths {_pct(longer['equal_length_rate'])}) |",
-        f"| correlation of reward with length | {_num(m['baselines']['length_correlation'], 3)} |",
-        f"| correlation of margin with length difference | "
-        f"{_num(m['baselines']['length_diff_correlation'], 3)} |",
-        "",
-        f"Accuracy rule: {m['accuracy_rule']}.",
-        "",
-        "## Accuracy by group",
-        "",
-    ]
-    lines += _group_table("By source", m["by_source"])
-    lines += _group_table("By category", m["by_category"])
-    lines += _group_table("By number of votes", m["by_n_votes"])
-    lines += _group_table("By annotator agreement (p_chosen)", m["by_p_chosen"])
-    lines += _group_table("By length", m["by_length"])
-    lines += [
-        "## Calibration",
-        "",
-        f"Confidence: {cal['confidence']}. Outcome: {cal['outcome']}.",
-        "",
-        "| bin | pairs | mean confidence | observed |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in cal["table"]:
-        lines.append(
-            f"| [{row['lo']:.2f}, {row['hi']:.2f}) | {row['count']} | {_num(row['confidence'], 3)} "
-            f"| {_num(row['observed'], 3)} |"
-        )
-    lines += [
-        "",
-        "## Rewards",
-        "",
-        "| rewards | n | mean | std | min | max |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name in ("chosen", "rejected", "all"):
-        s = m["rewards"][name]
-        lines.append(
-            f"| {name} | {s['n']} | {_num(s['mean'])} | {_num(s['std'])} "
-            f"| {_num(s['min'])} | {_num(s['max'])} |"
-        )
-    return "\n".join(lines) + "\n"

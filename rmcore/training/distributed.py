@@ -1,4 +1,4 @@
-"""torchrun --nproc_per_node 2 -m rmcore.train --config configs/default.yaml [--set train.distributed=fsdp]
+"""rmcore train --config configs/default.yaml --set train.nproc_per_node=2 [--set train.distributed=fsdp]
 
 Several processes: one model replica each (DDP), or one model sharded between them (FSDP2); gloo
 on CPU, NCCL on CUDA.
@@ -21,6 +21,7 @@ hold full (unsharded) tensors gathered to rank 0 (`full_model_state`, `full_opti
 the same files as without FSDP: a run can resume under FSDP, DDP or in one process alike.
 """
 
+import contextlib
 import datetime
 import os
 from collections.abc import Collection, Mapping, Sequence
@@ -40,11 +41,15 @@ from torch.distributed.checkpoint.state_dict import (
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor import DTensor
+from torch.nn.parallel import DistributedDataParallel
+
+from rmcore.config import TrainConfig
+from rmcore.model.reward import RewardModel, RewardModule
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Dist:
     """This process's place among the training processes (rank 0 of 1 without torchrun)."""
 
@@ -113,7 +118,7 @@ def init_distributed(env: Mapping[str, str] | None = None, timeout_s: float = 18
             timeout=datetime.timedelta(seconds=timeout_s),
             device_id=device if cuda else None,
         )
-    return Dist(rank, world_size, local_rank, device, owns)
+    return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=device, owns_group=owns)
 
 
 def shutdown(dist: Dist) -> None:
@@ -159,6 +164,54 @@ def _groups(micro_batch: Sequence[int], prompt_ids: Sequence[str]) -> list[list[
     for i in micro_batch:
         groups.setdefault(prompt_ids[i], []).append(i)
     return list(groups.values())
+
+
+def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist) -> tuple[nn.Module, nn.Module]:
+    """`RewardModule(rm)` on `dist.device`, and what the loss calls: that module, compiled if asked.
+
+    With several ranks and `cfg.distributed` ddp, the scorer is wrapped in DDP (rank 0's weights
+    broadcast to all); with fsdp, the module is sharded in place (`shard_model`, per transformer
+    block) before it is compiled, as PyTorch documents (compile the module DDP or FSDP wraps).
+    `cfg.compile` targets CUDA with fixed, bucketed shapes; on CPU, recompiling for each new
+    micro-batch shape made training slower. Evaluation calls the module itself: sharded under FSDP,
+    never compiled (its many shapes), outside DDP (whose forward broadcasts buffers).
+    """
+    module = RewardModule(rm)
+    fsdp = dist.enabled and cfg.distributed == "fsdp"
+    if fsdp:
+        shard_model(module, getattr(rm.model, "_no_split_modules", None) or (), dist)
+    else:
+        module.to(dist.device)
+    scorer = cast(nn.Module, torch.compile(module)) if cfg.compile else module
+    if dist.enabled and not fsdp:
+        device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
+        scorer = DistributedDataParallel(scorer, device_ids=device_ids)
+    return module, scorer
+
+
+def gradient_sync(scorer: nn.Module, last: bool) -> contextlib.AbstractContextManager[Any]:
+    """DDP all-reduces gradients on a step's last backward only (`no_sync` before it).
+
+    FSDP reduce-scatters after every backward: each rank keeps gradient shards only (less memory).
+    """
+    if isinstance(scorer, DistributedDataParallel) and not last:
+        return scorer.no_sync()
+    return contextlib.nullcontext()
+
+
+def reduce_step(
+    dist: Dist, totals: dict[str, float], bad: float | None
+) -> tuple[dict[str, float], float | None]:
+    """The step's metrics summed over ranks, and the first non-finite loss any rank saw."""
+    if not dist.enabled:
+        return totals, bad
+    summed: dict[str, float] = {}
+    first_bad: float | None = None
+    for rank_totals, rank_bad in dist.gather((totals, bad)):
+        for key, value in rank_totals.items():
+            summed[key] = summed.get(key, 0.0) + value
+        first_bad = rank_bad if first_bad is None else first_bad
+    return summed, first_bad
 
 
 # ---------------------------------------------------------------- FSDP

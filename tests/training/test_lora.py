@@ -1,7 +1,7 @@
 """LoRA through peft: only adapters and the scalar head train, and the saved model scores as the trained
-one did (PITFALLS 4: a head left untrained or unsaved gives random scores after reload).
+one did (a head left untrained or unsaved would give random scores after reload).
 
-python -m pytest tests/test_lora.py
+python -m pytest tests/training/test_lora.py
 """
 
 import json
@@ -20,18 +20,12 @@ from transformers import AutoModelForSequenceClassification
 from rmcore.config import Config, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
 from rmcore.data.pairsets import load_pairs
 from rmcore.model.batching import PairExample, collate
+from rmcore.model.inference import Scorer, load_trained
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, rewards, segment_ids
+from rmcore.model.saved import ADAPTER_DIR
 from rmcore.model.tokenize import encode_many
-from rmcore.scoring import load_trained
-from rmcore.train import (
-    ADAPTER_DIR,
-    build_model,
-    build_optimizer,
-    loss_step,
-    save_model,
-    score_pairs,
-    train,
-)
+from rmcore.training.optim import build_optimizer
+from rmcore.training.recipe import build_model, loss_step, save_model, train
 
 MakeConfig = Callable[..., ModelConfig]
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)
@@ -48,7 +42,10 @@ REJECTED = ["I do not know.", "No.", "Rainbows are a myth."]
 def _trained(rm: RewardModel, steps: int = 4) -> list[PairExample]:
     """A few AdamW steps (lr 1e-2) of Bradley-Terry on the three pairs; the examples."""
     ids = encode_many(rm, PROMPTS + PROMPTS, CHOSEN + REJECTED)
-    examples = [PairExample(f"p{i}", ids[i], ids[i + 3], 1.0, None) for i in range(3)]
+    examples = [
+        PairExample(prompt_id=f"p{i}", chosen=ids[i], rejected=ids[i + 3], p_chosen=1.0, margin=None)
+        for i in range(3)
+    ]
     optimizer = build_optimizer(rm.model, TrainConfig(lr=1e-2))
     scorer = RewardModule(rm)
     pad = rm.tokenizer.pad_token_id
@@ -183,7 +180,7 @@ def test_lora_training_end_to_end_resumes_and_reloads(
     # and the reloaded model gives the held-out rewards the trained one gave in memory
     reloaded = load_trained(model_dir)
     held_out = load_pairs(tmp_path / "eval.parquet", "validation", Config().data, tmp_path / "scratch")
-    chosen, rejected = score_pairs(reloaded.rm, held_out, 4096, None, torch.device("cpu"))
+    chosen, rejected = Scorer(rm=reloaded.rm, max_tokens=4096).pair_rewards(held_out.pairs)
     stats = whole["eval"]["rewards"]
     assert float(chosen.mean()) == pytest.approx(stats["chosen"]["mean"], abs=1e-5)
     assert float(rejected.mean()) == pytest.approx(stats["rejected"]["mean"], abs=1e-5)

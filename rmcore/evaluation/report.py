@@ -2,9 +2,9 @@
 
 rmcore evaluate --model runs/latest/model --pairs data/lake/pairs/test.parquet --report reports/test
 
-`write_eval_report(chosen, rejected, pairs, metrics, out)` takes the rewards of each pair's chosen and
-rejected response ((n,) each), the pair table they came from and `rmcore.evaluate.pair_metrics` of the
-same, and writes into `out`, each file atomically:
+`write_eval_report(chosen, rejected, pairs, metrics, out)` takes the rewards of each pair's chosen
+and rejected response ((n,) each), the pair table they came from and `pair_metrics` of the same
+(rmcore.evaluation.metrics), and writes into `out`, each file atomically:
 
 - reliability.png: the reliability diagram of metrics["calibration"] (mean sigmoid(r_a - r_b) against the
   mean share of votes for a per bin, each pair in both orientations; the diagonal, the count per bin as
@@ -29,14 +29,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from rmcore.data.atomic import replacing, write_text
-from rmcore.evaluate import pearson, report_markdown
+from rmcore.evaluation.markdown import number, percent, report_markdown
+from rmcore.evaluation.metrics import char_lengths, pearson
 
 DPI = 100
 CHOSEN_COLOR = "#1f77b4"
@@ -69,14 +69,6 @@ PLOTS = {
 # Small pieces
 
 
-def _percent(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _number(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
-
-
 def _pairs(n: int) -> str:
     return f"{n} pair" if n == 1 else f"{n} pairs"
 
@@ -106,12 +98,6 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def char_lengths(pairs: pa.Table, column: str) -> np.ndarray:
-    """Length in Unicode characters of each response of a string column, (n,); null counts as 0."""
-    lengths = pc.fill_null(pc.utf8_length(pairs.column(column)), 0)
-    return np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
 # ---------------------------------------------------------------------------------------------
 # The plots
 
@@ -123,7 +109,7 @@ def reliability_figure(metrics: dict[str, Any]) -> Figure:
     table = [row for row in calibration["table"] if row["count"]]
     figure = _figure(6.4, 5.0)
     ax = figure.add_subplot()
-    ax.set_title(f"Reliability of sigmoid(r_a - r_b)\nECE = {_number(calibration['ece'], 3)}")
+    ax.set_title(f"Reliability of sigmoid(r_a - r_b)\nECE = {number(calibration['ece'], 3)}")
     if not table:
         _no_data(ax, "no pairs")
         return figure
@@ -197,11 +183,9 @@ def _accuracy_bars(ax: Axes, groups: dict[str, dict[str, Any]], overall: float |
     for x, acc, n in zip(positions, accuracy, decided, strict=True):
         ax.text(float(x), 0.02, f"n={n}", ha="center", va="bottom", fontsize=9, color="white" if n else "0.4")
         if n:
-            ax.text(float(x), acc + 0.02, _percent(acc), ha="center", va="bottom", fontsize=9, bbox=LABEL_BOX)
+            ax.text(float(x), acc + 0.02, percent(acc), ha="center", va="bottom", fontsize=9, bbox=LABEL_BOX)
     if overall is not None:
-        ax.axhline(
-            overall, color="black", linestyle="--", linewidth=1.2, label=f"overall {_percent(overall)}"
-        )
+        ax.axhline(overall, color="black", linestyle="--", linewidth=1.2, label=f"overall {percent(overall)}")
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1.0, label="chance")
     ax.set_xticks(positions, [_label(name) for name in names])
     ax.set_ylim(0, 1.25)
@@ -245,10 +229,10 @@ def accuracy_by_source_figure(metrics: dict[str, Any]) -> Figure:
     ax.barh(positions, accuracy, color=BAR_COLOR, height=0.6)
     for y, name in zip(positions, shown, strict=True):
         group = groups[name]
-        text = f"{_percent(group['accuracy'])}  n={group['n_decided']}" if group["n_decided"] else "n=0"
+        text = f"{percent(group['accuracy'])}  n={group['n_decided']}" if group["n_decided"] else "n=0"
         ax.text(1.03, y, text, va="center", fontsize=9)
     ax.axvline(
-        metrics["accuracy"], color="black", linestyle="--", label=f"overall {_percent(metrics['accuracy'])}"
+        metrics["accuracy"], color="black", linestyle="--", label=f"overall {percent(metrics['accuracy'])}"
     )
     ax.axvline(0.5, color="0.6", linestyle=":", label="chance")
     ax.set_yticks(positions, [_label(name) for name in shown])
@@ -267,7 +251,7 @@ def reward_vs_length_figure(chosen: np.ndarray, rejected: np.ndarray, pairs: pa.
     ax = figure.add_subplot()
     len_chosen, len_rejected = char_lengths(pairs, "chosen"), char_lengths(pairs, "rejected")
     pooled = pearson(np.concatenate([chosen, rejected]), np.concatenate([len_chosen, len_rejected]))
-    ax.set_title(f"Reward against response length (Pearson r = {_number(pooled, 2)} over all responses)")
+    ax.set_title(f"Reward against response length (Pearson r = {number(pooled, 2)} over all responses)")
     if chosen.size == 0:
         _no_data(ax, "no pairs")
         return figure
@@ -280,7 +264,7 @@ def reward_vs_length_figure(chosen: np.ndarray, rejected: np.ndarray, pairs: pa.
         (len_chosen, chosen, "chosen", CHOSEN_COLOR),
         (len_rejected, rejected, "rejected", REJECTED_COLOR),
     ):
-        r = _number(pearson(rewards, lengths), 2)
+        r = number(pearson(rewards, lengths), 2)
         ax.scatter(
             lengths[shown],
             rewards[shown],
@@ -309,14 +293,14 @@ def _headline_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     longer = m["baselines"]["longer_wins"]
     return [
         ("pairs", f"{m['n_pairs']} ({m['n_decided']} decided, {m['n_conflict']} conflicts)"),
-        ("accuracy (strict)", _percent(m["accuracy"])),
-        ("ties", f"{_percent(m['tie_rate'])} ({m['n_ties']})"),
-        ("accuracy, ties as half", _percent(m["accuracy_ties_half"])),
-        ("loss (Bradley-Terry NLL, decided)", _number(m["loss"])),
-        ("soft-label loss (floor)", f"{_number(m['loss_soft'])} ({_number(m['loss_soft_floor'])})"),
-        ("expected calibration error", _number(m["calibration"]["ece"])),
-        ("baseline: longer response wins", _percent(longer["accuracy"])),
-        ("correlation of reward with length", _number(m["baselines"]["length_correlation"], 3)),
+        ("accuracy (strict)", percent(m["accuracy"])),
+        ("ties", f"{percent(m['tie_rate'])} ({m['n_ties']})"),
+        ("accuracy, ties as half", percent(m["accuracy_ties_half"])),
+        ("loss (Bradley-Terry NLL, decided)", number(m["loss"])),
+        ("soft-label loss (floor)", f"{number(m['loss_soft'])} ({number(m['loss_soft_floor'])})"),
+        ("expected calibration error", number(m["calibration"]["ece"])),
+        ("baseline: longer response wins", percent(longer["accuracy"])),
+        ("correlation of reward with length", number(m["baselines"]["length_correlation"], 3)),
     ]
 
 

@@ -1,7 +1,8 @@
-"""Multi-process training: how a step's micro-batches are shared, and torchrun (gloo, 2 CPU processes)
-giving the weights of one process, with DDP and with FSDP.
+"""Multi-process training: how a step's micro-batches are shared, and `rmcore train` with
+train.nproc_per_node=2 (torchrun, gloo, 2 CPU processes) giving the weights of one process, with DDP
+and with FSDP.
 
-python -m pytest tests/test_distributed.py
+python -m pytest tests/training/test_distributed.py
 """
 
 import json
@@ -22,11 +23,12 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmcore.config import Config, ConfigError, DataConfig, load_config
 from rmcore.data.pairsets import load_pairs
-from rmcore.distributed import Dist, init_distributed, shard_step
-from rmcore.scoring import load_trained
-from rmcore.train import build_examples, build_model, build_plan, evaluate_pairs, train
+from rmcore.evaluation.evaluate import evaluate
+from rmcore.model.inference import load_trained
+from rmcore.training.distributed import Dist, init_distributed, shard_step
+from rmcore.training.recipe import build_examples, build_model, build_plan, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # ---------------------------------------------------------------- sharing one step between ranks
 
@@ -156,12 +158,12 @@ def _config(setup: dict[str, Path], out: Path) -> Config:
 
 
 def _torchrun(setup: dict[str, Path], out: Path, *extra: str, resume: bool = False) -> dict[str, object]:
-    """`torchrun --nproc_per_node 2 -m rmcore.train ... [--resume] --json` on CPU (gloo); its summary."""
+    """`rmcore train ... --set train.nproc_per_node=2 [--resume] --json` on CPU (gloo); its summary."""
     sets = [arg for item in [*_overrides(setup, out), *extra] for arg in ("--set", item)]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "rmcore.cli", "train", *sets, "--set", "train.nproc_per_node=2"]
     done = subprocess.run(
-        [*command, "-m", "rmcore.train", *sets, *(["--resume"] if resume else []), "--json"],
+        [*command, *(["--resume"] if resume else []), "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -171,7 +173,7 @@ def _torchrun(setup: dict[str, Path], out: Path, *extra: str, resume: bool = Fal
     )
     assert done.returncode == 0, done.stderr[-4000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(lines) == 1, done.stdout  # rank 0 alone prints
+    assert len(lines) == 1, done.stdout  # the launcher alone prints
     result: dict[str, object] = json.loads(lines[0])
     return result
 
@@ -294,7 +296,7 @@ def test_the_fsdp_model_reloads_and_scores_as_trained(
 
     # when the reloaded model scores the held-out pairs in this one process
     held_out = load_pairs(setup["eval"], "validation", DataConfig(), tmp_path)
-    metrics = evaluate_pairs(trained.rm, held_out, 200, trained.dtype, torch.device("cpu"))
+    metrics = evaluate(trained.scorer(max_tokens=200), held_out.pairs).metrics
 
     # then it scores them as the sharded model did at the end of training
     trained_eval = fsdp_run["eval"]

@@ -18,12 +18,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from rmcore.evaluate import (
+from rmcore.evaluation.markdown import report_markdown
+from rmcore.evaluation.metrics import (
     expected_calibration_error,
     pair_metrics,
     pearson,
     reliability_table,
-    report_markdown,
     sigmoid,
 )
 

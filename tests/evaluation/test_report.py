@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from rmcore.cli import main as cli
-from rmcore.eval_report import PLOTS, write_eval_report
-from rmcore.evaluate import pair_metrics
+from rmcore.evaluation.metrics import pair_metrics
+from rmcore.evaluation.report import PLOTS, write_eval_report
 
 REPORT_FILES = {*PLOTS, "report.html", "report.md"}
 MAX_PNG_BYTES = 150_000

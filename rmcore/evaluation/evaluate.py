@@ -1,0 +1,49 @@
+"""One evaluation path: a model's rewards on pairs -> `pair_metrics` -> the reports.
+
+rmcore evaluate --model runs/latest/model --pairs data/lake --report report/ --json
+"""
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from rmcore.config import Config
+from rmcore.data.pairsets import load_pairs
+from rmcore.evaluation.metrics import pair_metrics
+from rmcore.model.inference import Scorer, load_trained
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """A model's rewards on a pair table and `pair_metrics` of them."""
+
+    metrics: dict[str, Any]
+    chosen: np.ndarray
+    """Rewards of each pair's chosen response, (p,), in the table's order."""
+    rejected: np.ndarray
+    """Rewards of each pair's rejected response, (p,)."""
+    pairs: pa.Table
+
+
+def evaluate(scorer: Scorer, pairs: pa.Table) -> Evaluation:
+    """The scorer's rewards on every pair of the table, and their metrics."""
+    chosen, rejected = scorer.pair_rewards(pairs)
+    return Evaluation(
+        metrics=pair_metrics(chosen, rejected, pairs), chosen=chosen, rejected=rejected, pairs=pairs
+    )
+
+
+def evaluate_model(model_dir: Path, source: Path, split: str, config: Config) -> Evaluation:
+    """A saved model on the pairs of `source`: a pair file, a lake's `split`, or a label file.
+
+    A label file is ingested and paired in a temporary lake with `config.data`'s settings; forwards
+    hold at most `config.train.max_tokens` padded tokens, in the precision the model trained with.
+    """
+    trained = load_trained(model_dir)
+    with tempfile.TemporaryDirectory(prefix="rmcore-eval-") as scratch:
+        data = load_pairs(source, split, config.data, Path(scratch) / "lake")
+    return evaluate(trained.scorer(config.train.max_tokens), data.pairs)

@@ -1,0 +1,475 @@
+"""The training recipe: a reward model r(x, y) fit to human preference pairs by a ranking loss.
+
+rmcore train --config configs/default.yaml [--set KEY=VALUE ...] [--resume] [--json]
+
+    build   the reward model, the tokenized examples, the step plan, the optimizer and schedule
+    fit     for each optimizer step: micro-batches -> loss_step -> backward; clip, step, schedule;
+            periodic evaluation, early stopping and atomic checkpoints
+    finish  save the model (safetensors, tokenizer, rmcore.json with reward statistics), evaluate it
+            and write the summary (output_dir/summary.json)
+
+Every rank of a torchrun run executes `train` (rmcore.training.launch starts them); rank 0 alone
+writes files. With `model.lora` set, peft adapters and the scalar head train; the model directory
+holds the merged full model (loadable without peft) and the adapters + head in `adapter/`.
+"""
+
+import hashlib
+import math
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import torch
+from torch import nn
+
+from rmcore import __version__
+from rmcore.config import Config, LossConfig, ModelConfig, TrainConfig
+from rmcore.data.atomic import write_text
+from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
+from rmcore.evaluation.evaluate import evaluate
+from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
+from rmcore.model.inference import Scorer, autocast_dtype, pair_token_ids
+from rmcore.model.losses import LossOut, pair_loss, plackett_luce
+from rmcore.model.reward import RewardModel, build_reward_model
+from rmcore.model.saved import ADAPTER_DIR, MODEL_DIR, ModelMetadata, publishing, write_model
+from rmcore.model.tokenize import encode_many, identical_after_truncation
+from rmcore.training import TrainingError
+from rmcore.training.checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, restore, write_checkpoint
+from rmcore.training.distributed import (
+    Dist,
+    full_model_state,
+    gradient_sync,
+    init_distributed,
+    reduce_step,
+    scorer_modules,
+    shard_step,
+    shutdown,
+)
+from rmcore.training.lora import is_peft, merged, with_lora
+from rmcore.training.optim import build_optimizer, build_scheduler
+
+SUMMARY = "summary.json"
+"""The training summary `train` returns, also written by rank 0 into the output directory."""
+METRICS = "metrics.jsonl"
+"""One JSON object per optimizer step and per evaluation, in the output directory."""
+
+# ---------------------------------------------------------------- build
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy and torch; optionally insist on deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True)
+
+
+def build_model(cfg: ModelConfig) -> RewardModel:
+    """The reward model of `cfg`, dropout off unless asked; with `cfg.lora`, wrapped in peft adapters.
+
+    Dropout goes before the adapters are added, so LoRA's own dropout (`lora.dropout`) stays.
+    """
+    rm = build_reward_model(cfg)
+    if cfg.disable_dropout:
+        for module in rm.model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+    return with_lora(rm, cfg.lora) if cfg.lora is not None else rm
+
+
+@dataclass(frozen=True, kw_only=True)
+class Examples:
+    """Tokenized training examples and what truncation did to them."""
+
+    items: list[PairExample | RankingExample]
+    pairs: int
+    """Pair examples among the items."""
+    rankings: int
+    """Ranking examples (K > 2 responses) among the items: only with the listwise loss."""
+    identical_after_truncation: int
+    """Pairs left out because truncation made their two sequences equal."""
+
+
+def build_examples(rm: RewardModel, data: PairSet, listwise: bool) -> Examples:
+    """Token ids of every pair (and, for the listwise loss, every ranking of K > 2).
+
+    A pair that truncation made identical has no signal: it is counted and left out.
+    """
+    pairs = data.pairs
+    chosen, rejected = pair_token_ids(rm, pairs)
+    items: list[PairExample | RankingExample] = []
+    for prompt_id, c, r, p, m in zip(
+        pairs.column("prompt_id").to_pylist(),
+        chosen,
+        rejected,
+        pairs.column("p_chosen").to_pylist(),
+        pairs.column("margin").to_pylist(),
+        strict=True,
+    ):
+        if not identical_after_truncation(c, r):
+            items.append(PairExample(prompt_id=prompt_id, chosen=c, rejected=r, p_chosen=float(p), margin=m))
+    n_pairs = len(items)
+    rankings = data.rankings if listwise else data.rankings.slice(0, 0)
+    for row in rankings.select(["prompt_id", "prompt", "responses", "ranks"]).to_pylist():
+        responses = encode_many(rm, [row["prompt"]] * len(row["responses"]), row["responses"])
+        if len({tuple(ids) for ids in responses}) == len(responses):
+            items.append(RankingExample(prompt_id=row["prompt_id"], responses=responses, ranks=row["ranks"]))
+    return Examples(
+        items=items,
+        pairs=n_pairs,
+        rankings=len(items) - n_pairs,
+        identical_after_truncation=pairs.num_rows - n_pairs,
+    )
+
+
+def build_plan(examples: Examples, cfg: TrainConfig) -> list[list[list[int]]]:
+    """Optimizer steps -> micro-batches -> example indices, over all epochs (fractions allowed)."""
+    plan: list[list[list[int]]] = []
+    epoch = 0
+    while True:
+        steps = plan_batches(
+            examples.items, cfg.batch_size, cfg.max_tokens, cfg.seed + epoch, cfg.keep_prompts_together
+        )
+        remaining = math.ceil(cfg.epochs * len(steps)) - epoch * len(steps)
+        plan.extend(steps[: max(0, remaining)])
+        epoch += 1
+        if remaining <= len(steps):
+            return plan
+
+
+# ---------------------------------------------------------------- the maths of one micro-batch
+
+
+def loss_step(
+    scorer: nn.Module, batch: Batch, loss: LossConfig, dtype: torch.dtype | None, device: torch.device
+) -> LossOut:
+    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs.
+
+    `scorer`: `RewardModule(rm)` or a wrapper of it (DDP): (n, s) ids and mask -> (n,) rewards.
+    """
+    batch = batch.without_ranking_pairs().to(device)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        scores = scorer(batch.input_ids, batch.attention_mask)
+    scores = scores.float()
+    out = pair_loss(
+        scores[batch.chosen],
+        scores[batch.rejected],
+        p_chosen=batch.p_chosen,
+        margin=batch.margin,
+        pair_group=batch.pair_group,
+        kind=loss.pairwise,
+        use_margin=loss.margin,
+        centering=loss.centering,
+        group_normalize=loss.group_by_prompt,
+    )
+    if loss.listwise and batch.rankings:
+        index, lengths = batch.ranking_matrix()
+        listwise = plackett_luce(scores[index], lengths)
+        total = out.metrics["loss"] + listwise.metrics["loss"]
+        out = LossOut(
+            out.loss + listwise.loss, {**out.metrics, "loss": total, "loss_pl": listwise.metrics["loss"]}
+        )
+    return out
+
+
+# ---------------------------------------------------------------- the loop
+
+
+@dataclass(kw_only=True)
+class Run:
+    """Everything `fit` needs, built before step 0."""
+
+    config: Config
+    rm: RewardModel
+    scorer: nn.Module
+    """`RewardModule(rm)`, compiled (train.compile), in DDP (several ranks): what the loss calls."""
+    evaluator: Scorer
+    """Scores the held-out pairs with the uncompiled module (sharded under FSDP), on every rank."""
+    examples: Examples
+    plan: list[list[list[int]]]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    held_out: PairSet | None
+    dtype: torch.dtype | None
+    dist: Dist
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one record to output_dir/metrics.jsonl (rank 0)."""
+        if self.dist.is_main:
+            with (self.config.output_dir / METRICS).open("ab") as f:
+                f.write(orjson.dumps(record) + b"\n")
+
+
+def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
+    """Optimizer steps from `state.step` to the end of the plan; the final state.
+
+    Each rank runs its share of the step's micro-batches (`shard_step`: as many as every other rank;
+    an empty one runs as a zero-weight micro-batch so the rank still joins FSDP's gathers and DDP's
+    all-reduce). A micro-batch's loss is scaled by its weight (pairs, or prompt groups when
+    group-normalized) over the whole step's, times the world size since DDP and FSDP average
+    gradients over ranks: the summed gradient is the single-process one.
+    """
+    cfg, loss_cfg, dist, device = run.config.train, run.config.loss, run.dist, run.dist.device
+    run.rm.model.train()
+    pad = run.rm.tokenizer.pad_token_id if run.rm.tokenizer.pad_token_id is not None else 0
+    side: Literal["left", "right"] = "left" if run.rm.tokenizer.padding_side == "left" else "right"
+    prompt_ids = [example.prompt_id for example in run.examples.items]
+    bar = _progress_bar(len(run.plan), state.step, progress and dist.is_main)
+    started, pairs_done = time.perf_counter(), 0
+    end = min(len(run.plan), state.step + cfg.max_steps) if cfg.max_steps else len(run.plan)
+    while state.step < end:
+        step = run.plan[state.step]
+        mine = shard_step(step, prompt_ids, dist.rank, dist.world_size)
+        # an empty micro-batch runs one example at weight 0, so that the rank joins every collective
+        batches = [collate([run.examples.items[i] for i in mb or step[0][:1]], pad, side) for mb in mine]
+        weights = [
+            float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) if mb else 0.0
+            for b, mb in zip(batches, mine, strict=True)
+        ]
+        total = dist.sum(sum(weights)) or 1.0
+        run.optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        bad: float | None = None
+        for k, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
+            share = weight / total
+            with gradient_sync(run.scorer, last=k == len(batches) - 1):
+                out = loss_step(run.scorer, batch, loss_cfg, run.dtype, device)
+                (out.loss * (share * dist.world_size)).backward()
+            if not math.isfinite(out.metrics["loss"]) and bad is None:
+                bad = out.metrics["loss"]
+            if weight == 0:
+                continue
+            for key, value in out.metrics.items():
+                totals[key] = totals.get(key, 0.0) + value * share
+        totals, bad = reduce_step(dist, totals, bad)
+        if bad is not None:
+            raise TrainingError(
+                f"loss became {bad} at step {state.step}; the last good checkpoint is "
+                f"{latest_checkpoint(run.config.output_dir)}. Lower train.lr or use model.precision=fp32"
+            )
+        grad_norm = torch.nn.utils.clip_grad_norm_(run.rm.model.parameters(), cfg.max_grad_norm)
+        run.optimizer.step()
+        run.scheduler.step()
+        state.step += 1
+        pairs_done += sum(pair_count(run.examples.items[i]) for mb in step for i in mb)
+        pairs_per_s = pairs_done / max(time.perf_counter() - started, 1e-9)
+        record = {
+            "step": state.step,
+            **totals,
+            "grad_norm": float(grad_norm),
+            "lr": float(run.scheduler.get_last_lr()[0]),
+            "pairs_per_s": pairs_per_s,
+        }
+        run.log(record)
+        bar(state.step, totals.get("loss", float("nan")), pairs_per_s)
+        if _stop_after_evaluation(run, state):
+            break
+        if cfg.save_every and state.step % cfg.save_every == 0:
+            write_checkpoint(run.config.output_dir, run.rm, run.optimizer, run.scheduler, state, dist)
+    return state
+
+
+def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
+    """Evaluate when due; True when early stopping says to stop."""
+    cfg = run.config.train
+    steps_per_epoch = max(1, round(len(run.plan) / cfg.epochs))
+    due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
+    if run.held_out is None or not due or state.step == len(run.plan):
+        return False
+    metrics = evaluate(run.evaluator, run.held_out.pairs).metrics
+    run.log({"step": state.step, "eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"]})
+    if metrics["accuracy"] > state.best_accuracy:
+        state.best_accuracy, state.evals_without_improvement = metrics["accuracy"], 0
+        return False
+    state.evals_without_improvement += 1
+    return (
+        bool(cfg.early_stopping_patience) and state.evals_without_improvement >= cfg.early_stopping_patience
+    )
+
+
+def _progress_bar(total: int, start: int, enabled: bool) -> Callable[[int, float, float], None]:
+    if not enabled or not sys.stderr.isatty():
+        return lambda step, loss, rate: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, initial=start, unit="step", desc="train")
+
+    def update(step: int, loss: float, rate: float) -> None:
+        bar.update(step - bar.n)
+        bar.set_postfix(loss=f"{loss:.4f}", pairs_per_s=f"{rate:.1f}")
+        if step >= total:
+            bar.close()
+
+    return update
+
+
+# ---------------------------------------------------------------- finish
+
+
+def save_model(
+    out: Path,
+    rm: RewardModel,
+    config: Config,
+    metrics: dict[str, Any],
+    data_hash: str,
+    weights: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """The model directory `out/model` (see rmcore.model.saved), published whole; its path.
+
+    `metrics`: the held-out evaluation, whose reward mean and std go into the metadata; `weights`: a
+    sharded model's whole state dict (`full_model_state`), default the model's own. A LoRA model is
+    saved twice: its adapters and head in `adapter/`, and merged into the backbone as the
+    directory's full model, which plain transformers and `rmcore score` load without peft.
+    """
+    final = out / MODEL_DIR
+    stats = metrics.get("rewards", {}).get("all", {})
+    with publishing(final) as tmp:
+        lora = is_peft(rm.model)
+        saved = merged(rm, tmp / ADAPTER_DIR) if lora else rm
+        metadata = ModelMetadata(
+            rendering=rm.rendering,
+            pooling=rm.pooling,
+            max_length=rm.max_length,
+            padding_side=rm.tokenizer.padding_side,
+            reward_mean=stats.get("mean"),
+            reward_std=stats.get("std"),
+            train_data_hash=data_hash,
+            lora_adapter=ADAPTER_DIR if lora else None,
+            config=config.model_dump(mode="json"),
+        )
+        write_model(tmp, saved, metadata, weights)
+    return final
+
+
+def training_key(config: Config, data_hash: str) -> str:
+    """What a trained model depends on: rmcore's version, the config (less where outputs go and
+    tracking) and the content hash of its data; blake2b-128 hex. Equal keys train the same model."""
+    settings = config.model_dump(mode="json", exclude={"output_dir", "tracking"})
+    document = {"rmcore": __version__, "config": settings, "data": data_hash}
+    return hashlib.blake2b(orjson.dumps(document, option=orjson.OPT_SORT_KEYS), digest_size=16).hexdigest()
+
+
+def keyed_output(config: Config, key: str) -> Config:
+    """`config` training into output_dir/<the key's first 16 hex digits>: one folder per training key,
+    so the model of a cached training stays where it was made, and an interrupted one resumes there."""
+    return config.model_copy(update={"output_dir": config.output_dir / key[:16]})
+
+
+def train(config: Config, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Build, fit, save and evaluate; the summary (JSON-ready), also in output_dir/summary.json.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this; the process group lives for this call.
+    """
+    dist = init_distributed()
+    try:
+        return _train(config, dist, resume, progress)
+    finally:
+        shutdown(dist)
+
+
+def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str, Any]:
+    out = config.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    seed_everything(config.train.seed, config.train.deterministic)
+    dtype = autocast_dtype(config.model.precision, dist.device)
+    rm = build_model(config.model)
+    module, scorer = scorer_modules(rm, config.train, dist)
+    scratch = out / "data" if dist.is_main else out / "data" / f"rank-{dist.rank}"
+    train_set = load_pairs(config.data.train, "train", config.data, scratch / "train")
+    held_out = _held_out(config, scratch)
+    examples = build_examples(rm, train_set, config.loss.listwise)
+    if not examples.items:
+        raise TrainingError(f"no training pairs in {train_set.origin}")
+    plan = build_plan(examples, config.train)
+    optimizer = build_optimizer(rm.model, config.train)  # over the shards under FSDP
+    scheduler = build_scheduler(optimizer, config.train, len(plan))
+    state = TrainState()
+    checkpoint_dir = latest_checkpoint(out) if resume else None
+    if resume and checkpoint_dir is None:
+        raise TrainingError(f"--resume: no checkpoint under {out / CHECKPOINTS}; start without --resume")
+    if checkpoint_dir is not None:
+        state = restore(checkpoint_dir, rm, optimizer, scheduler, dist)
+        if dist.is_main:
+            _forget_metrics_after(out / METRICS, state.step)
+    elif dist.enabled:
+        torch.manual_seed(config.train.seed + dist.rank)  # same weights (built above), own dropout
+    if checkpoint_dir is None and dist.is_main:
+        (out / METRICS).unlink(missing_ok=True)
+    evaluator = Scorer(
+        rm=rm, module=module, dtype=dtype, device=dist.device, max_tokens=config.train.max_tokens, ranks=dist
+    )
+    run = Run(
+        config=config,
+        rm=rm,
+        scorer=scorer,
+        evaluator=evaluator,
+        examples=examples,
+        plan=plan,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        held_out=held_out,
+        dtype=dtype,
+        dist=dist,
+    )
+    started, start_step = time.perf_counter(), state.step
+    state = fit(run, state, progress)
+    seconds = time.perf_counter() - started
+    write_checkpoint(out, rm, optimizer, scheduler, state, dist)
+    metrics = evaluate(evaluator, held_out.pairs).metrics if held_out else {}
+    weights = full_model_state(rm.model)
+    if dist.is_main:
+        save_model(out, rm, config, metrics, train_set.content_hash, weights)
+    dist.barrier()
+    trained_pairs = sum(
+        pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
+    )
+    summary = {
+        "model_dir": str(out / MODEL_DIR),
+        "steps": state.step,
+        "train_pairs": examples.pairs,
+        "train_rankings": examples.rankings,
+        "identical_after_truncation": examples.identical_after_truncation,
+        "held_out_prompts_in_train": shared_prompts(train_set, held_out) if held_out else 0,
+        "train_seconds": seconds,
+        "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
+        "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
+        "device": dist.device.type,
+        "world_size": dist.world_size,
+        "eval": metrics,
+    }
+    if dist.is_main:
+        write_text(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
+    return summary
+
+
+def _forget_metrics_after(path: Path, step: int) -> None:
+    """Keep the records of steps up to `step` only: an interrupted attempt may have logged steps after
+    its last checkpoint (and half a line), and the resumed run logs those steps again."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_bytes().splitlines():
+        try:
+            if orjson.loads(line)["step"] <= step:
+                kept.append(line.decode() + "\n")
+        except orjson.JSONDecodeError:
+            continue
+    write_text(path, "".join(kept))
+
+
+def _held_out(config: Config, scratch: Path) -> PairSet | None:
+    """The evaluation pairs: data.eval, or the validation split of the training lake."""
+    if config.data.eval is not None:
+        return load_pairs(config.data.eval, "validation", config.data, scratch / "eval")
+    source = config.data.train
+    if source is not None and not source.is_dir():
+        return None
+    held_out = load_pairs(source, "validation", config.data, scratch / "eval")
+    return held_out if held_out.pairs.num_rows else None
