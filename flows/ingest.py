@@ -18,7 +18,7 @@ from typing import Any
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
-from rmcore.config import Config, ConfigError, load_config
+from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import commit, plan, stage_input
 from rmcore.data.lake import Lake
@@ -153,14 +153,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="ingest synthetic OASST trees (the same as --set data.ingest.include_synthetic=true)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. data.raw=/tmp/raw (repeatable)",
-    )
+    add_override_argument(p)
     return p
 
 

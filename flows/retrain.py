@@ -24,7 +24,7 @@ from prefect.context import TaskRunContext
 
 from flows.ingest import build_pair_datasets, data_report, ingest_flow
 from rmcore import __version__, tracking
-from rmcore.config import Config, ConfigError, load_config
+from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.data.pairsets import lake_pairs_hash
 from rmcore.evaluation.evaluate import evaluate_model
 from rmcore.evaluation.markdown import number, percent
@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="*", help="new label files or folders to ingest first")
     parser.add_argument("--sample", action="store_true", help="ingest the built-in sample")
     parser.add_argument("--config", help="pipeline config YAML (default: configs/default.yaml's values)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    add_override_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from rmcore.config import Config, ConfigError, load_config
+from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.data.containers import UnreadableFile
 from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import ingest
@@ -254,14 +254,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("train", cmd_train, "Train a reward model (train.nproc_per_node processes).")
     _add_config(p, "every option")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one option, e.g. train.lr=3e-5 (repeatable)",
-    )
+    add_override_argument(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
     p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs.")

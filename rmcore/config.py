@@ -3,6 +3,7 @@
 rmcore ingest data/raw --config configs/default.yaml
 """
 
+import argparse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -226,6 +227,18 @@ def _with_override(document: dict[str, Any], assignment: str) -> dict[str, Any]:
         node = child
     node[leaf] = yaml.safe_load(raw) if raw.strip() else None
     return document
+
+
+def add_override_argument(parser: argparse.ArgumentParser) -> None:
+    """`--set KEY=VALUE`, repeatable, into `args.overrides`: how every command line changes one option."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config option, e.g. train.lr=3e-5 (repeatable; the value is read as YAML)",
+    )
 
 
 def load_config(path: Path | None, overrides: Sequence[str] = ()) -> Config:

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 import yaml
 
-from rmcore.config import Config, ConfigError, load_config
+from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.data.atomic import write_text
 from rmcore.training import TrainingError
 from rmcore.training.recipe import SUMMARY, train
@@ -91,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m rmcore.training.launch", description="One training process (rank) under torchrun."
     )
-    parser.add_argument("--config", type=Path, required=True, help="pipeline config YAML")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--config", type=Path, help="pipeline config YAML (default: built-in defaults)")
+    add_override_argument(parser)
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
     args = parser.parse_args(argv)
     try:
