@@ -270,12 +270,12 @@ def history_metrics(metrics_jsonl: Path, prefix: str = "train") -> list[Metric]:
 
 
 def log_history(metrics_jsonl: Path, prefix: str = "train") -> None:
-    """The per-step training metrics `rmcore.train` wrote (runs/<x>/metrics.jsonl), as `train.loss` etc."""
+    """The per-step training metrics training wrote (runs/<x>/metrics.jsonl), as `train.loss` etc."""
     MlflowClient().log_batch(active_run_id(), metrics=history_metrics(metrics_jsonl, prefix))
 
 
 def evaluation_metrics(metrics: Mapping[str, Any], prefix: str) -> dict[str, float]:
-    """The numeric scalars of `rmcore.evaluate.pair_metrics` output, keyed by dotted path under `prefix`.
+    """The numeric scalars of `pair_metrics` (rmcore.evaluation.metrics), keyed by dotted path under `prefix`.
 
     "test" gives test.accuracy, test.loss, test.calibration.ece, test.rewards.chosen.mean,
     test.by_source.<source>.accuracy, ...; lists (the reliability table) and None are left out.
