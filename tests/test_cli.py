@@ -293,3 +293,23 @@ def test_console_script(tmp_path: Path, lake_dir: Path) -> None:
     assert (summary["rows_read"], summary["accepted"], summary["new_comparisons"]) == (7, 5, 4)
     assert summary["files_failed"] == {str(missing): "no such file or folder"}
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sample", "out", "--lake", "lake"],
+        ["sample", "out", "--config", "pipeline.yaml"],
+        ["score", "--model", "m", "rows.jsonl", "--output", "o.parquet", "--lake", "lake"],
+        ["evaluate", "--model", "m", "--pairs", "p.parquet", "--lake", "lake"],
+        ["data-report", "--set", "data.lake=x"],
+    ],
+)
+def test_an_option_a_subcommand_would_ignore_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given an option the subcommand has no use for / when it runs / then argparse refuses it by name
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert "unrecognized arguments: " + argv[-2] in capsys.readouterr().err
