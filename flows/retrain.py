@@ -34,7 +34,8 @@ from rmcore.model.saved import MODEL_DIR, is_saved_model
 from rmcore.training import TrainingError
 from rmcore.training.checkpoint import discard_checkpoints, latest_checkpoint
 from rmcore.training.launch import train_processes
-from rmcore.training.recipe import METRICS, keyed_output, training_key
+from rmcore.training.metrics_log import METRICS
+from rmcore.training.recipe import keyed_output, training_key
 
 SPLIT = "test"
 """The held-out split the new model and the champion are compared on."""
@@ -65,6 +66,7 @@ def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
             tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
         result = train_processes(config, resume=resume, progress=False, log=get_run_logger().info)
         tracking.log_history(config.output_dir / METRICS)
+        tracking.log_training_summary(result)
         tracking.log_evaluation(result["eval"], "validation")
     summary = {key: value for key, value in result.items() if key != "eval"}
     return to_jsonable(

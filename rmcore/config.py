@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -100,6 +100,16 @@ class ModelConfig(Strict):
     """Chat template when the tokenizer has one (auto), always, or the documented plain rendering."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """Autocast dtype: bf16 where the hardware has it (CUDA, CPUs with AMX/AVX512-BF16); fp32 weights."""
+    share_prompt: Literal["auto", "on", "off"] = "auto"
+    """Decoders encode a prompt once for all its responses in a micro-batch, where that costs less
+    (exact: a response never changes its prompt's hidden states). auto: decoders on, encoders off."""
+
+    @field_validator("share_prompt", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        """YAML reads a bare on / off as true / false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     disable_dropout: bool = True

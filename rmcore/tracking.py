@@ -290,6 +290,12 @@ def log_evaluation(metrics: Mapping[str, Any], prefix: str) -> None:
     mlflow.log_metrics(evaluation_metrics(metrics, prefix))
 
 
+def log_training_summary(summary: Mapping[str, Any]) -> None:
+    """The numbers of a training summary (steps, pairs, seconds, pairs/s, tokens encoded, padding,
+    shared-prompt saving, ...) as metrics `training.<key>` on the active run; nested parts are left out."""
+    mlflow.log_metrics({metric_key(f"training.{k}"): float(v) for k, v in summary.items() if is_number(v)})
+
+
 def log_dataset(pairs_dir: Path, content_hash: str, name: str, context: str) -> None:
     """Pairs at `pairs_dir` as a run input (`mlflow.log_input`) whose digest is their content hash.
 

@@ -165,3 +165,14 @@ def test_every_field_is_documented(model: type[BaseModel]) -> None:
             isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)
         )
         assert documented, f"{model.__name__}.{name} has no docstring"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("on", "on"), ("off", "off"), ("auto", "auto"), ("'off'", "off")]
+)
+def test_share_prompt_reads_yaml_on_and_off_as_the_switch_they_mean(text: str, expected: str) -> None:
+    # given `--set model.share_prompt=off`, which YAML alone would read as the boolean false
+    # when the config loads / then it is the setting "off" (and "on" is "on")
+    assert load_config(None, [f"model.share_prompt={text}"]).model.share_prompt == expected
+    with pytest.raises(ConfigError, match="share_prompt"):
+        load_config(None, ["model.share_prompt=sometimes"])

@@ -23,6 +23,7 @@ from torch import nn
 from rmcore.config import ModelConfig
 from rmcore.model.batching import pad_sequences
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model
+from rmcore.model.rows import Row, layout, row_tensors
 from rmcore.model.saved import ModelMetadata, read_metadata
 from rmcore.model.tokenize import Message, encode_many
 
@@ -111,30 +112,32 @@ class Scorer:
     """With several training processes, each scores its share and every one gets every reward."""
 
     @torch.no_grad()
-    def sequence_rewards(self, sequences: list[list[int]]) -> np.ndarray:
-        """Rewards of token sequences, (n,) float64, in the order given.
+    def sequence_rewards(self, sequences: list[list[int]], groups: Sequence[str] | None = None) -> np.ndarray:
+        """Rewards of distinct token sequences, (n,) float64, in the order given.
 
-        Rank r of W scores the batches r, r + W, ...; a rank with fewer batches than another scores
-        the first batch again for nothing, so every rank runs as many forwards (under FSDP each one
-        all-gathers the weights, which every rank must join).
+        `groups[i]`: the prompt of sequence i; with them and the model's `share` policy, the responses
+        to one prompt share rows (exact; rmcore.model.rows). Rows are batched shortest first under the
+        padded-token budget. Rank r of W scores the batches r, r + W, ...; a rank with fewer batches
+        than another scores the first batch again for nothing, so every rank runs as many forwards
+        (under FSDP each one all-gathers the weights, which every rank must join).
         """
         module = self.module if self.module is not None else RewardModule(self.rm)
-        batches = length_batches([len(seq) for seq in sequences], self.max_tokens)
+        share = self.rm.share if groups is not None else None
+        rows = layout(sequences, groups if groups is not None else [""] * len(sequences), share)
+        batches = length_batches([row.length for row in rows], self.max_tokens)
         rank, world = self.ranks.rank, self.ranks.world_size
         mine = batches[rank::world]
         spare = -(-len(batches) // world) - len(mine)
-        pad = self.rm.tokenizer.pad_token_id if self.rm.tokenizer.pad_token_id is not None else 0
         was_training = self.rm.model.training
         self.rm.model.eval()
         values = [
-            self._batch_rewards(module, [sequences[i] for i in batch], pad)
-            for batch in mine + batches[:1] * spare
+            self._batch_rewards(module, [rows[i] for i in batch]) for batch in mine + batches[:1] * spare
         ]
         self.rm.model.train(was_training)
         out = np.zeros(len(sequences), dtype=np.float64)
         for owner, part in enumerate(self.ranks.gather(values[: len(mine)])):
             for batch, scores in zip(batches[owner::world], part, strict=True):
-                out[batch] = scores
+                out[[i for r in batch for i, _ in rows[r].parts]] = scores
         return out
 
     def row_rewards(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str]) -> np.ndarray:
@@ -142,17 +145,43 @@ class Scorer:
         return self.sequence_rewards(encode_many(self.rm, prompts, responses))
 
     def pair_rewards(self, pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
-        """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order."""
-        chosen, rejected = pair_token_ids(self.rm, pairs)
-        scores = self.sequence_rewards(chosen + rejected)
-        return scores[: len(chosen)], scores[len(chosen) :]
+        """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order.
 
-    def _batch_rewards(self, module: nn.Module, sequences: list[list[int]], pad: int) -> np.ndarray:
-        """Rewards of a few token sequences, (n,), right-padded into one forward."""
-        ids, mask = pad_sequences(sequences, pad)
-        dtype = self.dtype
-        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            scores: np.ndarray = module(ids.to(self.device), mask.to(self.device)).float().cpu().numpy()
+        Each distinct sequence is scored once; the responses to one prompt share rows where the model
+        allows it (decoders).
+        """
+        chosen, rejected = pair_token_ids(self.rm, pairs)
+        prompts = pairs.column("prompt_id").to_pylist() if "prompt_id" in pairs.column_names else None
+        index: dict[tuple[int, ...], int] = {}
+        groups: list[str] = []
+        for k, seq in enumerate(chosen + rejected):
+            if tuple(seq) not in index:
+                index[tuple(seq)] = len(index)
+                groups.append(str(prompts[k % len(chosen)]) if prompts else str(k % len(chosen)))
+        scores = self.sequence_rewards([list(seq) for seq in index], groups)
+        which = [index[tuple(seq)] for seq in chosen + rejected]
+        return scores[which[: len(chosen)]], scores[which[len(chosen) :]]
+
+    def _batch_rewards(self, module: nn.Module, rows: list[Row]) -> np.ndarray:
+        """Rewards of the sequences of a few rows, (n,) in row order, in one forward: right-padded
+        sequences, or rows sharing prompts with their layout."""
+        pad = self.rm.tokenizer.pad_token_id if self.rm.tokenizer.pad_token_id is not None else 0
+        if self.rm.share is None:
+            inputs = pad_sequences([tokens for row in rows for _, tokens in row.parts], pad)
+            layout_inputs: dict[str, torch.Tensor] = {}
+        else:
+            numbered, k = [], 0
+            for row in rows:
+                numbered.append(Row(row.prefix, [(k + j, tokens) for j, (_, tokens) in enumerate(row.parts)]))
+                k += len(row.parts)
+            tensors = row_tensors(numbered, pad)
+            inputs, layout_inputs = (tensors.input_ids, tensors.attention_mask), tensors.layout_inputs()
+        dtype, device = self.dtype, self.device
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            moved = {name: value.to(device) for name, value in layout_inputs.items()}
+            scores: np.ndarray = (
+                module(inputs[0].to(device), inputs[1].to(device), **moved).float().cpu().numpy()
+            )
         return scores
 
 

@@ -11,6 +11,11 @@ states by the model's own head, so `save_pretrained` output reloads in plain tra
 
 Any padding side is accepted: each row's real tokens are first moved to the front (right padding),
 so positions, the [CLS] index and the last token do not depend on padding side or batch companions.
+
+A decoder can also read rows where responses share one copy of their prompt (rmcore.model.rows):
+`RewardModule` then takes the rows' position ids and segments, and the place of each sequence's last
+token; the attention mask comes from `attention_mask_for`, the one function that knows how each
+attention implementation takes a custom mask.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import logging as hf_logging
 
 from rmcore.config import ModelConfig
+from rmcore.model.rows import SharePolicy, shared_prompt_mask
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +63,8 @@ class RewardModel:
 
     `pooling`: where the reward is read ("first": the [CLS] token of an encoder; "last": the last real
     token of a decoder). `rendering`: how `rmcore.model.tokenize.encode` turns a prompt and a response
-    into tokens. `max_length`: the longest sequence `encode` produces.
+    into tokens. `max_length`: the longest sequence `encode` produces. `share`: how the responses to
+    one prompt may share its tokens in a row (None: never; encoders, whose prompt attends to the response).
     """
 
     model: PreTrainedModel
@@ -65,6 +72,7 @@ class RewardModel:
     pooling: Pooling
     rendering: Rendering
     max_length: int
+    share: SharePolicy | None = None
 
 
 def resolve_model_path(name_or_path: str) -> str:
@@ -113,9 +121,10 @@ def build_reward_model(cfg: ModelConfig) -> RewardModel:
     _ensure_pad_token(tokenizer, model)
     if decoder:
         model.config.use_cache = False
+    share = _share_policy(cfg.share_prompt, decoder, model, cfg.name_or_path)
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    return RewardModel(model, tokenizer, pooling, rendering, cfg.max_length)
+    return RewardModel(model, tokenizer, pooling, rendering, cfg.max_length, share)
 
 
 def rewards(rm: RewardModel, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -133,6 +142,8 @@ class RewardModule(nn.Module):
     """`rewards` as a module, for wrappers that need one `forward` (DDP, FSDP, `torch.compile`).
 
     `forward(input_ids (n, s), attention_mask (n, s)) -> (n,) float32`, the same numbers as `rewards`.
+    With rows that share prompts (`rmcore.model.rows.RowTensors`, decoders only), also `position_ids`
+    (r, s), `segments` (r, s) and `read_index` (n,): the rewards of the n sequences the r rows hold.
     Its only submodule is `model`, so the state dict is the model's with a "model." prefix.
     """
 
@@ -142,9 +153,52 @@ class RewardModule(nn.Module):
         self.pooling: Pooling = rm.pooling
         self.separator = _segment_separator(rm)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        scores = _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
+    def forward(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        position_ids: Tensor | None = None,
+        segments: Tensor | None = None,
+        read_index: Tensor | None = None,
+    ) -> Tensor:
+        if segments is None or position_ids is None or read_index is None:
+            scores = _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
+        else:
+            scores = _score_rows(self.model, input_ids, position_ids, segments, read_index)
         return scores.clone()  # not a view of the logits: FSDP2 warns about returned views
+
+
+def attention_mask_for(model: PreTrainedModel, allowed: Tensor) -> Tensor:
+    """A (r, 1, s, s) attention mask (True: attend) as `model`'s attention implementation reads it.
+
+    transformers uses a 4D mask as given. SDPA takes it as bool; the eager implementation adds it to the
+    scores and would misread a bool mask without a word, so it gets 0 / the dtype's minimum.
+    """
+    implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    if implementation == "sdpa":
+        return allowed
+    if implementation == "eager":
+        return torch.zeros(allowed.shape, dtype=model.dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(model.dtype).min
+        )
+    raise ModelLoadError(
+        f"attention {implementation!r} cannot take a shared-prompt mask; use model.share_prompt=off"
+    )
+
+
+def _score_rows(
+    model: nn.Module, input_ids: Tensor, position_ids: Tensor, segments: Tensor, read_index: Tensor
+) -> Tensor:
+    """(n,) float32 rewards of the sequences that (r, s) shared-prompt rows hold, read at `read_index`."""
+    unwrap = getattr(model, "get_base_model", None)
+    inner: Any = unwrap() if callable(unwrap) else model
+    mask = attention_mask_for(inner, shared_prompt_mask(segments))
+    out = inner.base_model(
+        input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
+    )
+    hidden = out.last_hidden_state  # (r, s, h)
+    pooled = hidden.reshape(-1, hidden.shape[-1])[read_index]  # (n, h)
+    return inner.score(pooled)[:, 0].float()
 
 
 def _score(
@@ -224,6 +278,19 @@ def _resolve_rendering(rendering: str, tokenizer: PreTrainedTokenizerBase, name:
     if rendering not in ("chat", "plain"):
         raise ModelLoadError(f"unknown rendering {rendering!r}; use 'auto', 'chat' or 'plain'")
     return "chat" if rendering == "chat" else "plain"
+
+
+def _share_policy(setting: str, decoder: bool, model: PreTrainedModel, name: str) -> SharePolicy | None:
+    """How rows may share prompts: for decoders unless `setting` is "off"; "on" with an encoder is refused
+    (an encoder's prompt tokens attend to the response, so no two responses see the same prompt)."""
+    if setting == "on" and not decoder:
+        raise ModelLoadError(
+            f"model.share_prompt 'on': {name!r} is an encoder, whose prompt tokens attend to the response, "
+            "so responses cannot share them; use 'auto' or 'off'"
+        )
+    if setting == "off" or not decoder:
+        return None
+    return SharePolicy.dense(int(model.config.hidden_size))
 
 
 def _check_max_length(max_length: int, model: PreTrainedModel, name: str) -> None:

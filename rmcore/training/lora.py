@@ -7,6 +7,7 @@ out, it would keep its random initial weights, and the reloaded model would give
 """
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -50,7 +51,7 @@ def with_lora(rm: RewardModel, settings: LoraSettings) -> RewardModel:
             f"LoRA cannot adapt {type(rm.model).__name__}: {error}; "
             "set model.lora.target_modules (e.g. [q_proj, v_proj])"
         ) from error
-    return RewardModel(cast(Any, model), rm.tokenizer, rm.pooling, rm.rendering, rm.max_length)
+    return replace(rm, model=cast(Any, model))
 
 
 def is_peft(model: nn.Module) -> bool:
@@ -72,4 +73,4 @@ def merged(rm: RewardModel, adapter_dir: Path) -> RewardModel:
     with quiet_transformers():
         rm.model.save_pretrained(adapter_dir)
     model = cast(Any, rm.model).merge_and_unload()
-    return RewardModel(model, rm.tokenizer, rm.pooling, rm.rendering, rm.max_length)
+    return replace(rm, model=model)

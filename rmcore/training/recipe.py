@@ -19,7 +19,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,10 +33,12 @@ from rmcore.config import Config, LossConfig, ModelConfig, TrainConfig
 from rmcore.data.atomic import write_text
 from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
 from rmcore.evaluation.evaluate import evaluate
-from rmcore.model.batching import Batch, PairExample, RankingExample, collate, pair_count, plan_batches
+from rmcore.model.batching import Batch, PairExample, RankingExample, TokenCount, collate, pair_count
 from rmcore.model.inference import Scorer, autocast_dtype, pair_token_ids
 from rmcore.model.losses import LossOut, pair_loss, plackett_luce
+from rmcore.model.plan import plan_batches
 from rmcore.model.reward import RewardModel, build_reward_model
+from rmcore.model.rows import SharePolicy
 from rmcore.model.saved import ADAPTER_DIR, MODEL_DIR, ModelMetadata, publishing, write_model
 from rmcore.model.tokenize import encode_many, identical_after_truncation
 from rmcore.training import TrainingError
@@ -52,12 +54,11 @@ from rmcore.training.distributed import (
     shutdown,
 )
 from rmcore.training.lora import is_peft, merged, with_lora
+from rmcore.training.metrics_log import METRICS, append_record, forget_records_after
 from rmcore.training.optim import build_optimizer, build_scheduler
 
 SUMMARY = "summary.json"
 """The training summary `train` returns, also written by rank 0 into the output directory."""
-METRICS = "metrics.jsonl"
-"""One JSON object per optimizer step and per evaluation, in the output directory."""
 
 # ---------------------------------------------------------------- build
 
@@ -129,13 +130,19 @@ def build_examples(rm: RewardModel, data: PairSet, listwise: bool) -> Examples:
     )
 
 
-def build_plan(examples: Examples, cfg: TrainConfig) -> list[list[list[int]]]:
-    """Optimizer steps -> micro-batches -> example indices, over all epochs (fractions allowed)."""
+def build_plan(examples: Examples, cfg: TrainConfig, share: SharePolicy | None) -> list[list[list[int]]]:
+    """Optimizer steps -> micro-batches -> example indices, over all epochs (fractions allowed);
+    micro-batches fit cfg.max_tokens in the rows `share` lays out."""
     plan: list[list[list[int]]] = []
     epoch = 0
     while True:
         steps = plan_batches(
-            examples.items, cfg.batch_size, cfg.max_tokens, cfg.seed + epoch, cfg.keep_prompts_together
+            examples.items,
+            cfg.batch_size,
+            cfg.max_tokens,
+            cfg.seed + epoch,
+            cfg.keep_prompts_together,
+            share=share,
         )
         remaining = math.ceil(cfg.epochs * len(steps)) - epoch * len(steps)
         plan.extend(steps[: max(0, remaining)])
@@ -156,7 +163,7 @@ def loss_step(
     """
     batch = batch.without_ranking_pairs().to(device)
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-        scores = scorer(batch.input_ids, batch.attention_mask)
+        scores = scorer(batch.input_ids, batch.attention_mask, **batch.row_inputs())
     scores = scores.float()
     out = pair_loss(
         scores[batch.chosen],
@@ -199,12 +206,12 @@ class Run:
     held_out: PairSet | None
     dtype: torch.dtype | None
     dist: Dist
+    tokens: TokenCount = field(default_factory=TokenCount)
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to output_dir/metrics.jsonl (rank 0)."""
         if self.dist.is_main:
-            with (self.config.output_dir / METRICS).open("ab") as f:
-                f.write(orjson.dumps(record) + b"\n")
+            append_record(self.config.output_dir / METRICS, record)
 
 
 def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
@@ -228,7 +235,10 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
         step = run.plan[state.step]
         mine = shard_step(step, prompt_ids, dist.rank, dist.world_size)
         # an empty micro-batch runs one example at weight 0, so that the rank joins every collective
-        batches = [collate([run.examples.items[i] for i in mb or step[0][:1]], pad, side) for mb in mine]
+        batches = [
+            collate([run.examples.items[i] for i in mb or step[0][:1]], pad, side, run.rm.share)
+            for mb in mine
+        ]
         weights = [
             float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) if mb else 0.0
             for b, mb in zip(batches, mine, strict=True)
@@ -246,6 +256,7 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
                 bad = out.metrics["loss"]
             if weight == 0:
                 continue
+            run.tokens.add(batch)
             for key, value in out.metrics.items():
                 totals[key] = totals.get(key, 0.0) + value * share
         totals, bad = reduce_step(dist, totals, bad)
@@ -387,7 +398,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     examples = build_examples(rm, train_set, config.loss.listwise)
     if not examples.items:
         raise TrainingError(f"no training pairs in {train_set.origin}")
-    plan = build_plan(examples, config.train)
+    plan = build_plan(examples, config.train, rm.share)
     optimizer = build_optimizer(rm.model, config.train)  # over the shards under FSDP
     scheduler = build_scheduler(optimizer, config.train, len(plan))
     state = TrainState()
@@ -397,7 +408,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     if checkpoint_dir is not None:
         state = restore(checkpoint_dir, rm, optimizer, scheduler, dist)
         if dist.is_main:
-            _forget_metrics_after(out / METRICS, state.step)
+            forget_records_after(out / METRICS, state.step)
     elif dist.enabled:
         torch.manual_seed(config.train.seed + dist.rank)  # same weights (built above), own dropout
     if checkpoint_dir is None and dist.is_main:
@@ -439,6 +450,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
         "held_out_prompts_in_train": shared_prompts(train_set, held_out) if held_out else 0,
         "train_seconds": seconds,
         "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
+        **run.tokens.summary(dist.sum),
         "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
         "device": dist.device.type,
         "world_size": dist.world_size,
@@ -447,21 +459,6 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     if dist.is_main:
         write_text(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
     return summary
-
-
-def _forget_metrics_after(path: Path, step: int) -> None:
-    """Keep the records of steps up to `step` only: an interrupted attempt may have logged steps after
-    its last checkpoint (and half a line), and the resumed run logs those steps again."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_bytes().splitlines():
-        try:
-            if orjson.loads(line)["step"] <= step:
-                kept.append(line.decode() + "\n")
-        except orjson.JSONDecodeError:
-            continue
-    write_text(path, "".join(kept))
 
 
 def _held_out(config: Config, scratch: Path) -> PairSet | None:

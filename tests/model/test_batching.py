@@ -16,10 +16,10 @@ from rmcore.model.batching import (
     collate,
     padding_waste,
     pair_count,
-    plan_batches,
     ranking_pairs,
 )
 from rmcore.model.losses import pair_loss, plackett_luce
+from rmcore.model.plan import plan_batches
 
 PAD = 0
 X, Y, Z, W = [5, 6, 7], [5, 6, 8, 9], [5, 10], [5, 11, 12, 13, 14]

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from rmcore.config import Config, load_config
 from rmcore.training.checkpoint import CHECKPOINTS, TRAINER_STATE, TRAINER_TENSORS, latest_checkpoint
-from rmcore.training.recipe import METRICS, train
+from rmcore.training.metrics_log import METRICS
+from rmcore.training.recipe import train
 
 
 def _config(model: Path, folder: Path, out: str, *extra: str) -> Config:

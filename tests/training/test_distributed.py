@@ -209,7 +209,7 @@ def test_the_plan_exercises_every_way_of_sharing_a_step(setup: dict[str, Path], 
     config = _config(setup, tmp_path)
     rm = build_model(config.model)
     examples = build_examples(rm, load_pairs(config.data.train, "train", config.data, tmp_path), False)
-    plan = build_plan(examples, config.train)
+    plan = build_plan(examples, config.train, rm.share)
     prompts = [e.prompt_id for e in examples.items]
 
     # then it has steps of 3 micro-batches (2 for rank 0, 1 for rank 1), a step of one micro-batch

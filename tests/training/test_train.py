@@ -274,3 +274,33 @@ def test_a_ranking_before_a_pair_in_one_micro_batch_gives_the_listwise_plus_pair
     # and the logged loss is the total that is minimized
     assert out.metrics["loss"] == pytest.approx(pairwise + listwise, abs=1e-6)
     assert out.loss.item() == pytest.approx(pairwise + listwise, abs=1e-6)
+
+
+def test_a_decoder_trains_the_same_with_shared_prompts_and_reports_the_saving(
+    tiny_decoder_dir: Path, tmp_path: Path, synthetic_pairs: Callable[..., pa.Table]
+) -> None:
+    # given the tiny decoder, and pairs where every other prompt has two pairs
+    pq.write_table(synthetic_pairs(48, seed=1, two_every=2), tmp_path / "train.parquet")
+    pq.write_table(synthetic_pairs(16, seed=2), tmp_path / "eval.parquet")
+
+    def run(share: str) -> tuple[dict, list[float]]:
+        out = tmp_path / share
+        files = (tmp_path / "train.parquet", tmp_path / "eval.parquet")
+        # the byte tokenizer spends a token per character: 160 keeps whole prompts
+        config = _config(tiny_decoder_dir, *files, out, f"model.share_prompt={share}", "model.max_length=160")
+        result = train(config, progress=False)
+        lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        return result, [line["loss"] for line in lines if "loss" in line]
+
+    # when it trains with each prompt encoded once per micro-batch, and with a row per sequence
+    shared, shared_losses = run("auto")
+    alone, alone_losses = run("off")
+
+    # then every step's loss and the held-out accuracy are the same
+    assert shared_losses == pytest.approx(alone_losses, abs=1e-5)
+    assert shared["eval"]["accuracy"] == alone["eval"]["accuracy"]
+    # and the summary says what sharing saved: prompts encoded once, fewer tokens, none without it
+    assert alone["shared_prompt_saving"] == 0.0
+    assert 0.2 < shared["shared_prompt_saving"] < 0.7
+    assert shared["tokens_encoded"] < alone["tokens_encoded"]
+    assert 0.0 <= shared["padding"] < 1.0 and shared["tokens_padded"] >= shared["tokens_encoded"]
