@@ -1,4 +1,4 @@
-""".venv/bin/python bench/train_vs_trl.py --dataset both
+""".venv/bin/python bench/train_vs_trl.py --dataset both [--backbone encoder|decoder]
 
 Also: `--max-pairs 200` (a quick check on a prompt-grouped subsample), `--dataset hh|oasst|both`,
 `--trl-precision bf16|fp32|both`, `--trl-gradient-checkpointing` (TRL's own default),
@@ -9,8 +9,13 @@ Also: `--max-pairs 200` (a quick check on a prompt-grouped subsample), `--datase
 auto|bf16|fp32`, `--max-tokens N`, `--torch-profile` for the top torch operators, `--preload`).
 
 rmcore against TRL's RewardTrainer on one machine, in one invocation: the same backbone (the
-built-in all-MiniLM-L6-v2), the same training pairs as the same token ids, batch 16 pairs, lr
-3e-5, max length 256, one epoch. Prints each tool's training pairs/s, the ratio, and held-out
+built-in all-MiniLM-L6-v2 encoder, or with `--backbone decoder` a randomly initialised
+Llama-architecture decoder of the same size: 6 layers x 384, grouped-query attention with 2 KV
+heads, MiniLM's tokenizer; speed does not depend on the weights), the same training pairs as the
+same token ids, batch 16 pairs, lr 3e-5, max length 256, one epoch. With the decoder, rmcore
+encodes each prompt once for all its responses in a micro-batch (model.share_prompt auto); the
+table's `tokens` and `saving` columns say how many tokens went through the model and how many that
+saved. Prints each tool's training pairs/s, the ratio, and held-out
 accuracy and loss of each model, computed by the same code (rmcore.evaluation.evaluate: the
 model's rewards on the pairs, then pair_metrics) so the accuracies compare.
 
@@ -76,7 +81,21 @@ EPOCHS = 1
 SEED = 0
 WARMUP_RATIO = 0.05
 EVAL_MAX_TOKENS = 16_384
-TARGET_RATIO = {"hh": 3.0, "oasst": 5.0}
+TARGET_RATIO = {
+    ("encoder", "hh"): 3.0,
+    ("encoder", "oasst"): 5.0,
+    ("decoder", "hh"): 3.0,
+    ("decoder", "oasst"): 7.0,
+}
+DECODER = {
+    "hidden_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 6,
+    "num_key_value_heads": 2,
+    "intermediate_size": 1536,
+    "max_position_embeddings": 512,
+}
+"""The random decoder of --backbone decoder: MiniLM's size in the Llama architecture."""
 TARGET_ACCURACY_POINTS = 1.0
 
 
@@ -161,6 +180,27 @@ def prepare(name: str, workdir: Path, max_pairs: int | None) -> Prepared:
     )
 
 
+def build_decoder(folder: Path) -> Path:
+    """A randomly initialised Llama-architecture reward model with MiniLM's tokenizer, saved in `folder`.
+
+    model_type llama: AutoTokenizer keeps the saved BERT tokenizer (a qwen2 config would make it build
+    a Qwen2 tokenizer from the vocabulary). pad_token_id is MiniLM's [PAD], which never occurs in text,
+    so transformers' own pooling (TRL's) finds the last real token as rmcore does.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, LlamaConfig
+
+    from rmcore.model.reward import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("builtin:minilm"))
+    config = LlamaConfig(**DECODER, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_token_id)
+    config.num_labels = 1
+    torch.manual_seed(SEED)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 # ---------------------------------------------------------------- children (one tool each)
 
 
@@ -238,7 +278,7 @@ def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
         setattr(rt, name, _keeping(getattr(rt, name), built, name))
     config = Config(
         data=DataConfig(train=Path(spec["train_lake"])),
-        model=ModelConfig(max_length=MAX_LENGTH),
+        model=ModelConfig(name_or_path=spec["backbone"], max_length=MAX_LENGTH),
         loss=LossConfig(listwise=spec["listwise"]),
         train=TrainConfig(batch_size=BATCH_PAIRS, lr=LR, epochs=EPOCHS, save_every=0, seed=SEED),
         output_dir=out,
@@ -254,7 +294,9 @@ def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "tool": "rmcore" + (" listwise" if spec["listwise"] else "") + preload,
         "rows": sum(b[0] for b in batches),
-        "padding": 1 - sum(b[1] for b in batches) / sum(b[2] for b in batches),
+        "tokens": result["tokens_encoded"],
+        "padding": result["padding"],
+        "saving": result["shared_prompt_saving"],
         "precision": result["precision"],
         "steps": result["steps"],
         "pairs": pairs,
@@ -309,10 +351,10 @@ def child_trl(spec: dict[str, Any]) -> dict[str, Any]:
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     out = Path(spec["out"])
-    encoder = build_reward_model(ModelConfig(max_length=MAX_LENGTH))  # its tokenizer and rendering only
-    tokenizer = encoder.tokenizer
+    ours = build_reward_model(ModelConfig(name_or_path=spec["backbone"], max_length=MAX_LENGTH))
+    tokenizer = ours.tokenizer  # and its rendering: the token ids rmcore trains on
     started = time.perf_counter()
-    chosen, rejected, dropped, too_long = _trl_inputs(encoder, Path(spec["train_lake"]), out / "data")
+    chosen, rejected, dropped, too_long = _trl_inputs(ours, Path(spec["train_lake"]), out / "data")
     tokenize_seconds = time.perf_counter() - started
     separator = tokenizer.sep_token_id
     seen = {"rows": 0, "real": 0, "padded": 0}
@@ -322,7 +364,8 @@ def child_trl(spec: dict[str, Any]) -> dict[str, Any]:
 
         def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
             batch = super().torch_call(examples)
-            batch["token_type_ids"] = segment_ids(batch["input_ids"], batch["attention_mask"], separator)
+            if ours.pooling == "first":  # an encoder: the response is segment 1, as rmcore gives it
+                batch["token_type_ids"] = segment_ids(batch["input_ids"], batch["attention_mask"], separator)
             seen["rows"] += int(batch["input_ids"].shape[0])
             seen["real"] += int(batch["attention_mask"].sum())
             seen["padded"] += int(batch["input_ids"].numel())
@@ -350,7 +393,7 @@ def child_trl(spec: dict[str, Any]) -> dict[str, Any]:
     )
     dataset = Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected})
     trainer = RewardTrainer(
-        model=resolve_model_path("builtin:minilm"),
+        model=resolve_model_path(spec["backbone"]),
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -363,11 +406,13 @@ def child_trl(spec: dict[str, Any]) -> dict[str, Any]:
     output = _timed(trainer.train, timing)()
     model = trainer.accelerator.unwrap_model(trainer.model)
     model.eval()
-    rm = RewardModel(model.to(torch.float32), tokenizer, "first", "plain", MAX_LENGTH)
+    rm = RewardModel(model.to(torch.float32), tokenizer, ours.pooling, ours.rendering, MAX_LENGTH)
     return {
         "tool": "TRL RewardTrainer" + (" +gc" if spec["gradient_checkpointing"] else ""),
         "rows": seen["rows"],
+        "tokens": seen["real"],
         "padding": 1 - seen["real"] / max(seen["padded"], 1),
+        "saving": 0.0,
         "precision": "bfloat16" if bf16 else "float32",
         "steps": int(output.global_step),
         "pairs": kept,
@@ -485,7 +530,7 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     rt.fit = measured
     config = Config(
         data=DataConfig(train=Path(spec["train_lake"])),
-        model=ModelConfig(max_length=MAX_LENGTH, precision=spec["precision"]),
+        model=ModelConfig(name_or_path=spec["backbone"], max_length=MAX_LENGTH, precision=spec["precision"]),
         train=TrainConfig(
             batch_size=BATCH_PAIRS,
             lr=LR,
@@ -581,22 +626,24 @@ def run_child(spec: dict[str, Any], workdir: Path, label: str) -> dict[str, Any]
 def _row(r: dict[str, Any]) -> str:
     return (
         f"  {r['tool']:<30} {r['precision']:<9} {r['steps']:>5} {r['pairs']:>6} {r['rows']:>6} "
-        f"{100 * r['padding']:>5.1f}% {r['train_seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
+        f"{r['tokens']:>8} {100 * r['padding']:>5.1f}% {100 * r['saving']:>5.1f}% "
+        f"{r['train_seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
         f"{r['pairs_per_s']:>8.2f} {r['accuracy']:>9.4f} {r['loss']:>7.4f} "
         f"{r['load_before']:>4.1f}/{r['load_after']:<4.1f}"
     )
 
 
-def report(data: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
+def report(data: Prepared, backbone: str, results: list[dict[str, Any]]) -> dict[str, Any]:
     """Print the dataset's table and the ratios against the targets; the summary for --json."""
     print(
-        f"\n{data.name}: {data.train_pairs} training pairs over {data.prompts} prompts"
+        f"\n{data.name}, {backbone}: {data.train_pairs} training pairs over {data.prompts} prompts"
         f"{f' and {data.train_rankings} rankings (K > 2)' if data.train_rankings else ''}, "
         f"{data.held_out_pairs} held-out pairs (test + validation); max length {MAX_LENGTH}, "
         f"batch {BATCH_PAIRS} pairs, lr {LR:g}, {EPOCHS} epoch"
     )
     print(
-        f"  {'tool':<30} {'precision':<9} {'steps':>5} {'pairs':>6} {'rows':>6} {'pad':>6} {'train s':>8} "
+        f"  {'tool':<30} {'precision':<9} {'steps':>5} {'pairs':>6} {'rows':>6} {'tokens':>8} {'pad':>6} "
+        f"{'saving':>6} {'train s':>8} "
         f"{'CPU s':>8} {'pairs/s':>8} {'accuracy':>9} {'loss':>7} load"
     )
     for r in results:
@@ -608,7 +655,7 @@ def report(data: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
         for o in ours:
             ratio = o["pairs_per_s"] / t["pairs_per_s"]
             points = 100 * (o["accuracy"] - t["accuracy"])
-            target = TARGET_RATIO[data.name]
+            target = TARGET_RATIO[(backbone, data.name)]
             speed_ok = ratio >= target
             accuracy_ok = points >= -TARGET_ACCURACY_POINTS
             print(
@@ -636,6 +683,7 @@ def report(data: Prepared, results: list[dict[str, Any]]) -> dict[str, Any]:
             )
             break
     return {
+        "backbone": backbone,
         "dataset": data.__dict__ | {"train_lake": str(data.train_lake), "held_out": str(data.held_out)},
         "results": results,
         "comparisons": comparisons,
@@ -667,6 +715,7 @@ def report_profile(data: Prepared, r: dict[str, Any], label: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["hh", "oasst", "both"], default="both")
+    parser.add_argument("--backbone", choices=["encoder", "decoder"], default="encoder", help="see above")
     parser.add_argument("--max-pairs", type=int, default=None, help="train on a prompt-grouped subsample")
     parser.add_argument("--trl-precision", choices=["bf16", "fp32", "both"], default="bf16")
     parser.add_argument("--trl-gradient-checkpointing", action="store_true", help="TRL's default; off here")
@@ -699,6 +748,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     precisions = ["bf16", "fp32"] if args.trl_precision == "both" else [args.trl_precision]
     summary = []
+    backbone = str(build_decoder(workdir / "decoder")) if args.backbone == "decoder" else "builtin:minilm"
     try:
         for name in names:
             data = prepare(name, workdir, args.max_pairs)
@@ -707,6 +757,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "train_lake": str(data.train_lake),
                 "held_out": str(data.held_out),
                 "train_pairs": data.train_pairs,
+                "backbone": backbone,
                 "preload": str(args.preload.resolve()) if args.preload else None,
             }
             if args.profile_steps:
@@ -742,7 +793,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "gradient_checkpointing": args.trl_gradient_checkpointing,
                     }
                     results.append(run_child(spec, workdir, f"{name}-trl-{precision}"))
-            summary.append(report(data, [r for r in results if r is not None]))
+            summary.append(report(data, args.backbone, [r for r in results if r is not None]))
     finally:
         if args.json:
             args.json.write_text(json.dumps(summary, indent=1, default=str))

@@ -325,14 +325,14 @@ class TokenCount:
         self.padded += batch.padded_tokens
         self.alone += batch.sequence_tokens
 
-    def summary(self, total: Callable[[float], float]) -> dict[str, float]:
+    def summary(self, total: Callable[[float], float]) -> dict[str, int | float]:
         """tokens_encoded, tokens_padded, padding (share of computed positions that were padding) and
         shared_prompt_saving (share of tokens that encoding prompts once saved); `total` sums a count
         over the processes that share the work (training ranks)."""
         encoded, padded, alone = (total(float(n)) for n in (self.encoded, self.padded, self.alone))
         return {
-            "tokens_encoded": encoded,
-            "tokens_padded": padded,
+            "tokens_encoded": int(encoded),
+            "tokens_padded": int(padded),
             "padding": 1.0 - encoded / padded if padded else 0.0,
             "shared_prompt_saving": 1.0 - encoded / alone if alone else 0.0,
         }

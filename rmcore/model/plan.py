@@ -27,29 +27,48 @@ class _Unit:
     pairs: int
 
 
-class _Shapes:
-    """Rows and longest row of the layout of any set of interned sequences, per prompt group."""
+class _Rows:
+    """The rows of a micro-batch being packed, kept per prompt group: adding sequences re-lays out
+    only their groups. Padded tokens = rows x longest row (an upper bound when a re-layout shortens
+    a group's longest row)."""
 
     def __init__(
         self, sequences: list[tuple[int, ...]], groups: list[str], share: SharePolicy | None
     ) -> None:
         self.sequences, self.groups, self.share = sequences, groups, share
+        self.members: dict[str, set[int]] = {}
+        self.shapes: dict[str, tuple[int, int]] = {}
+        """Group -> (rows, longest row) of its members' layout."""
+        self.rows = self.longest = 0
 
-    def padded(self, ids: set[int]) -> int:
-        """Padded tokens of one forward over these sequences: rows x longest row."""
-        if not ids:
-            return 0
+    def _shape(self, group: str, ids: set[int]) -> tuple[int, int]:
         if self.share is None:
-            return len(ids) * max(len(self.sequences[i]) for i in ids)
-        by_group: dict[str, list[int]] = {}
-        for i in sorted(ids):
-            by_group.setdefault(self.groups[i], []).append(i)
-        rows = [
-            row
-            for group, members in by_group.items()
-            for row in layout([self.sequences[i] for i in members], [group] * len(members), self.share)
-        ]
-        return len(rows) * max(row.length for row in rows)
+            return len(ids), max(len(self.sequences[i]) for i in ids)
+        members = sorted(ids)
+        rows = layout([self.sequences[i] for i in members], [group] * len(members), self.share)
+        return len(rows), max(row.length for row in rows)
+
+    def _with(self, ids: set[int]) -> tuple[dict[str, set[int]], dict[str, tuple[int, int]]]:
+        changed: dict[str, set[int]] = {}
+        for i in ids:
+            changed.setdefault(self.groups[i], set(self.members.get(self.groups[i], ()))).add(i)
+        return changed, {group: self._shape(group, members) for group, members in changed.items()}
+
+    def padded_with(self, ids: set[int]) -> int:
+        """Padded tokens of the micro-batch with these sequences added."""
+        changed, shapes = self._with(ids)
+        rows = self.rows + sum(shapes[g][0] - self.shapes.get(g, (0, 0))[0] for g in changed)
+        return rows * max([self.longest, *(longest for _, longest in shapes.values())])
+
+    def add(self, ids: set[int]) -> None:
+        changed, shapes = self._with(ids)
+        self.rows += sum(shapes[g][0] - self.shapes.get(g, (0, 0))[0] for g in changed)
+        self.longest = max([self.longest, *(longest for _, longest in shapes.values())])
+        self.members.update(changed)
+        self.shapes.update(shapes)
+
+    def empty(self) -> "_Rows":
+        return _Rows(self.sequences, self.groups, self.share)
 
 
 def _sequences_of(example: Example) -> list[list[int]]:
@@ -58,7 +77,7 @@ def _sequences_of(example: Example) -> list[list[int]]:
 
 def _units(
     examples: Sequence[Example], max_tokens: int, keep_prompts_together: bool, share: SharePolicy | None
-) -> tuple[list[_Unit], list[set[int]], _Shapes]:
+) -> tuple[list[_Unit], list[set[int]], _Rows]:
     """Units in order of first appearance; every example's interned sequences; their layout shapes.
 
     Raises ValueError (all problems at once) for empty sequences, pairs of identical sequences
@@ -107,9 +126,9 @@ def _units(
             unit.sequences |= set(ids)
             unit.longest = max(unit.longest, longest)
             unit.pairs += len(pairs)
-    shapes = _Shapes(list(interned), groups, share)
+    rows = _Rows(list(interned), groups, share)
     for i, own in enumerate(example_ids):
-        if (cost := shapes.padded(own)) > max_tokens:
+        if (cost := rows.padded_with(own)) > max_tokens:
             problems.append(
                 f"example {i} alone needs {cost} padded tokens: raise max_tokens to at least that"
             )
@@ -117,11 +136,11 @@ def _units(
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         raise ValueError(f"{len(problems)} example(s) cannot be batched:\n  {shown}{more}")
-    return units, example_ids, shapes
+    return units, example_ids, rows
 
 
 def _micro_batches(
-    units: list[_Unit], example_ids: list[set[int]], shapes: _Shapes, max_tokens: int
+    units: list[_Unit], example_ids: list[set[int]], empty: _Rows, max_tokens: int
 ) -> list[list[int]]:
     """Pack one step's units, in the order given, into micro-batches under max_tokens.
 
@@ -130,29 +149,29 @@ def _micro_batches(
     """
     batches: list[list[int]] = []
     current: list[int] = []
-    ids: set[int] = set()
+    rows = empty.empty()
 
     def fits(more: set[int]) -> bool:
-        return shapes.padded(ids | more) <= max_tokens
+        return rows.padded_with(more) <= max_tokens
 
     def close() -> None:
-        nonlocal current, ids
+        nonlocal current, rows
         if current:
             batches.append(current)
-        current, ids = [], set()
+        current, rows = [], empty.empty()
 
     for unit in units:
         if not fits(unit.sequences):
             close()
         if fits(unit.sequences):
             current.extend(unit.examples)
-            ids |= unit.sequences
+            rows.add(unit.sequences)
             continue
         for i in unit.examples:  # the unit alone exceeds the budget: split it
             if not fits(example_ids[i]):
                 close()
             current.append(i)
-            ids |= example_ids[i]
+            rows.add(example_ids[i])
     close()
     return batches
 
@@ -192,7 +211,7 @@ def plan_batches(
             "batch_pairs, max_tokens and window_steps must be >= 1, "
             f"got {batch_pairs}, {max_tokens}, {window_steps}"
         )
-    units, example_ids, shapes = _units(examples, max_tokens, keep_prompts_together, share)
+    units, example_ids, rows = _units(examples, max_tokens, keep_prompts_together, share)
     rng = random.Random(seed)
     rng.shuffle(units)
 
@@ -225,4 +244,4 @@ def plan_batches(
         rng.shuffle(steps)
     if bucketing:  # a step straddling two windows: shortest first all the same
         steps = [sorted(s, key=lambda u: u.longest) for s in steps]
-    return [_micro_batches(s, example_ids, shapes, max_tokens) for s in steps]
+    return [_micro_batches(s, example_ids, rows, max_tokens) for s in steps]

@@ -168,6 +168,10 @@ class RewardModule(nn.Module):
         return scores.clone()  # not a view of the logits: FSDP2 warns about returned views
 
 
+MASKABLE_ATTENTION = ("sdpa", "eager")
+"""Attention implementations that take a shared-prompt mask (`attention_mask_for`)."""
+
+
 def attention_mask_for(model: PreTrainedModel, allowed: Tensor) -> Tensor:
     """A (r, 1, s, s) attention mask (True: attend) as `model`'s attention implementation reads it.
 
@@ -289,6 +293,14 @@ def _share_policy(setting: str, decoder: bool, model: PreTrainedModel, name: str
             "so responses cannot share them; use 'auto' or 'off'"
         )
     if setting == "off" or not decoder:
+        return None
+    implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    if implementation not in MASKABLE_ATTENTION:
+        if setting == "on":
+            raise ModelLoadError(
+                f"model.share_prompt 'on': attention {implementation!r} of {name!r} takes no custom mask; "
+                f"use one of {', '.join(MASKABLE_ATTENTION)}, or share_prompt 'auto' / 'off'"
+            )
         return None
     return SharePolicy.dense(int(model.config.hidden_size))
 
