@@ -4,7 +4,8 @@ A micro-batch holds pairs (chosen, rejected) and rankings (K responses of one pr
 distinct token sequence in it is encoded once; the losses index the sequences' rewards: a ranking
 of K responses costs K sequences, not K(K-1), and a response shared by several pairs is encoded
 once. Each sequence is a row of `input_ids`, or, for a decoder with a `SharePolicy`, the responses
-to one prompt share a row that holds the prompt once (rmcore.model.rows). Rankings contribute (a)
+to one prompt share a block that holds the prompt once, and blocks are packed several to a row
+(rmcore.model.rows). Rankings contribute (a)
 their K(K-1)/2 implied pairs to the pairwise losses, grouped by prompt, and (b) their sequence
 indices ordered best -> worst to the Plackett-Luce loss.
 
@@ -24,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from rmcore.model.rows import SharePolicy, layout, row_tensors
+from rmcore.model.rows import SharePolicy, layout, pack, row_tensors
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +78,9 @@ class Batch:
     pair_from_ranking: Tensor | None = field(default=None)
     """(p,) bool: True for pairs implied by a ranking (None when the batch was built by hand)."""
     position_ids: Tensor | None = None
-    """(m, s) long: positions in rows that share prompts; None: one sequence per row, in order."""
+    """(m, s) long: positions in rows of blocks that share prompts; None: one sequence per row, in order."""
+    blocks: Tensor | None = None
+    """(m, s) long: the block of each position in its row, or padding (-1), with position_ids."""
     segments: Tensor | None = None
     """(m, s) long: prefix (0), continuation (1, 2, ...) or padding (-1) of each position, with
     position_ids; see rmcore.model.rows."""
@@ -98,9 +101,19 @@ class Batch:
 
     def row_inputs(self) -> dict[str, Tensor]:
         """The keyword arguments of `RewardModule.forward` besides ids and mask: the shared-row layout."""
-        if self.position_ids is None or self.segments is None or self.read_index is None:
+        if (
+            self.position_ids is None
+            or self.blocks is None
+            or self.segments is None
+            or self.read_index is None
+        ):
             return {}
-        return {"position_ids": self.position_ids, "segments": self.segments, "read_index": self.read_index}
+        return {
+            "position_ids": self.position_ids,
+            "blocks": self.blocks,
+            "segments": self.segments,
+            "read_index": self.read_index,
+        }
 
     @property
     def n_groups(self) -> int:
@@ -171,6 +184,7 @@ class Batch:
             n_pairs=self.n_pairs,
             pair_from_ranking=move_optional(self.pair_from_ranking),
             position_ids=move_optional(self.position_ids),
+            blocks=move_optional(self.blocks),
             segments=move_optional(self.segments),
             read_index=move_optional(self.read_index),
             sequence_tokens=self.sequence_tokens,
@@ -224,8 +238,9 @@ def collate(
     ranking's responses in the order given). Pairs keep the examples' order; a ranking's implied
     pairs follow `ranking_pairs`. Prompt groups are numbered by first appearance of their prompt_id
     among the examples, so pairs and rankings of one prompt share a group. Without `share`, sequence
-    i is row i, padded on `padding_side`; with it, the responses to one prompt share rows where the
-    policy says that costs less (`rmcore.model.rows.layout`), right-padded, with the row layout.
+    i is row i, padded on `padding_side`; with it, the responses to one prompt share blocks where the
+    policy says that costs less (`rmcore.model.rows.layout`), packed into right-padded rows
+    (`rmcore.model.rows.pack`), with the row layout.
 
     Raises ValueError for an empty sequence, an unknown padding side, or a pair (given, or
     implied by a ranking) whose two sequences are identical.
@@ -290,7 +305,7 @@ def collate(
         input_ids, attention_mask = pad_sequences(list(sequences), pad_id, padding_side)
         layout_inputs: dict[str, Tensor] = {}
     else:
-        rows = row_tensors(layout(list(sequences), sequence_prompts, share), pad_id)
+        rows = row_tensors(pack(layout(list(sequences), sequence_prompts, share)), pad_id)
         input_ids, attention_mask, layout_inputs = rows.input_ids, rows.attention_mask, rows.layout_inputs()
     return Batch(
         input_ids=input_ids,

@@ -23,7 +23,7 @@ from torch import nn
 from rmcore.config import ModelConfig
 from rmcore.model.batching import pad_sequences
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model
-from rmcore.model.rows import Row, layout, row_tensors
+from rmcore.model.rows import Block, layout, pack, row_tensors
 from rmcore.model.saved import ModelMetadata, read_metadata
 from rmcore.model.tokenize import Message, encode_many
 
@@ -116,28 +116,29 @@ class Scorer:
         """Rewards of distinct token sequences, (n,) float64, in the order given.
 
         `groups[i]`: the prompt of sequence i; with them and the model's `share` policy, the responses
-        to one prompt share rows (exact; rmcore.model.rows). Rows are batched shortest first under the
-        padded-token budget. Rank r of W scores the batches r, r + W, ...; a rank with fewer batches
-        than another scores the first batch again for nothing, so every rank runs as many forwards
-        (under FSDP each one all-gathers the weights, which every rank must join).
+        to one prompt share blocks (exact; rmcore.model.rows). Blocks are batched shortest first under
+        the padded-token budget, and packed into rows in each batch. Rank r of W scores the batches
+        r, r + W, ...; a rank with fewer batches than another scores the first batch again for
+        nothing, so every rank runs as many forwards (under FSDP each one all-gathers the weights,
+        which every rank must join).
         """
         module = self.module if self.module is not None else RewardModule(self.rm)
         share = self.rm.share if groups is not None else None
-        rows = layout(sequences, groups if groups is not None else [""] * len(sequences), share)
-        batches = length_batches([row.length for row in rows], self.max_tokens)
+        blocks = layout(sequences, groups if groups is not None else [""] * len(sequences), share)
+        batches = length_batches([block.length for block in blocks], self.max_tokens)
         rank, world = self.ranks.rank, self.ranks.world_size
         mine = batches[rank::world]
         spare = -(-len(batches) // world) - len(mine)
         was_training = self.rm.model.training
         self.rm.model.eval()
         values = [
-            self._batch_rewards(module, [rows[i] for i in batch]) for batch in mine + batches[:1] * spare
+            self._batch_rewards(module, [blocks[i] for i in batch]) for batch in mine + batches[:1] * spare
         ]
         self.rm.model.train(was_training)
         out = np.zeros(len(sequences), dtype=np.float64)
         for owner, part in enumerate(self.ranks.gather(values[: len(mine)])):
             for batch, scores in zip(batches[owner::world], part, strict=True):
-                out[[i for r in batch for i, _ in rows[r].parts]] = scores
+                out[[i for b in batch for i, _ in blocks[b].parts]] = scores
         return out
 
     def row_rewards(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str]) -> np.ndarray:
@@ -162,19 +163,21 @@ class Scorer:
         which = [index[tuple(seq)] for seq in chosen + rejected]
         return scores[which[: len(chosen)]], scores[which[len(chosen) :]]
 
-    def _batch_rewards(self, module: nn.Module, rows: list[Row]) -> np.ndarray:
-        """Rewards of the sequences of a few rows, (n,) in row order, in one forward: right-padded
-        sequences, or rows sharing prompts with their layout."""
+    def _batch_rewards(self, module: nn.Module, blocks: list[Block]) -> np.ndarray:
+        """Rewards of the sequences of a few blocks, (n,) in block order, in one forward: right-padded
+        sequences, or blocks sharing prompts packed into rows."""
         pad = self.rm.tokenizer.pad_token_id if self.rm.tokenizer.pad_token_id is not None else 0
         if self.rm.share is None:
-            inputs = pad_sequences([tokens for row in rows for _, tokens in row.parts], pad)
+            inputs = pad_sequences([tokens for block in blocks for _, tokens in block.parts], pad)
             layout_inputs: dict[str, torch.Tensor] = {}
         else:
             numbered, k = [], 0
-            for row in rows:
-                numbered.append(Row(row.prefix, [(k + j, tokens) for j, (_, tokens) in enumerate(row.parts)]))
-                k += len(row.parts)
-            tensors = row_tensors(numbered, pad)
+            for block in blocks:
+                numbered.append(
+                    Block(block.prefix, [(k + j, tokens) for j, (_, tokens) in enumerate(block.parts)])
+                )
+                k += len(block.parts)
+            tensors = row_tensors(pack(numbered), pad)
             inputs, layout_inputs = (tensors.input_ids, tensors.attention_mask), tensors.layout_inputs()
         dtype, device = self.dtype, self.device
         with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -5,7 +5,7 @@ rmcore train --set train.batch_size=16 --set train.max_tokens=16384
 
 A micro-batch's cost is what its forward computes: rows x longest row, for the rows `collate` will
 build from its sequences (each unique sequence once; with a `SharePolicy`, the responses to one
-prompt in rows that hold the prompt once, rmcore.model.rows).
+prompt in blocks that hold the prompt once, packed several to a row, rmcore.model.rows).
 """
 
 import random
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rmcore.model.batching import Example, PairExample, ranking_pairs
-from rmcore.model.rows import SharePolicy, layout
+from rmcore.model.rows import SharePolicy, layout, row_of_each
 
 
 @dataclass
@@ -28,44 +28,44 @@ class _Unit:
 
 
 class _Rows:
-    """The rows of a micro-batch being packed, kept per prompt group: adding sequences re-lays out
-    only their groups. Padded tokens = rows x longest row (an upper bound when a re-layout shortens
-    a group's longest row)."""
+    """The rows of a micro-batch being packed, kept as block lengths per prompt group: adding sequences
+    re-lays out only their groups. Padded tokens = rows x widest row: one row per sequence without a
+    share policy, else the rows `rmcore.model.rows.pack` fills with the groups' blocks."""
 
     def __init__(
         self, sequences: list[tuple[int, ...]], groups: list[str], share: SharePolicy | None
     ) -> None:
         self.sequences, self.groups, self.share = sequences, groups, share
         self.members: dict[str, set[int]] = {}
-        self.shapes: dict[str, tuple[int, int]] = {}
-        """Group -> (rows, longest row) of its members' layout."""
-        self.rows = self.longest = 0
+        self.blocks: dict[str, list[int]] = {}
+        """Group -> the lengths of its members' blocks."""
 
-    def _shape(self, group: str, ids: set[int]) -> tuple[int, int]:
+    def _lengths(self, group: str, ids: set[int]) -> list[int]:
         if self.share is None:
-            return len(ids), max(len(self.sequences[i]) for i in ids)
+            return [len(self.sequences[i]) for i in ids]
         members = sorted(ids)
-        rows = layout([self.sequences[i] for i in members], [group] * len(members), self.share)
-        return len(rows), max(row.length for row in rows)
+        return [
+            b.length for b in layout([self.sequences[i] for i in members], [group] * len(members), self.share)
+        ]
 
-    def _with(self, ids: set[int]) -> tuple[dict[str, set[int]], dict[str, tuple[int, int]]]:
+    def _with(self, ids: set[int]) -> tuple[dict[str, set[int]], dict[str, list[int]]]:
         changed: dict[str, set[int]] = {}
         for i in ids:
             changed.setdefault(self.groups[i], set(self.members.get(self.groups[i], ()))).add(i)
-        return changed, {group: self._shape(group, members) for group, members in changed.items()}
+        return changed, {group: self._lengths(group, members) for group, members in changed.items()}
 
     def padded_with(self, ids: set[int]) -> int:
         """Padded tokens of the micro-batch with these sequences added."""
-        changed, shapes = self._with(ids)
-        rows = self.rows + sum(shapes[g][0] - self.shapes.get(g, (0, 0))[0] for g in changed)
-        return rows * max([self.longest, *(longest for _, longest in shapes.values())])
+        _, blocks = self._with(ids)
+        lengths = [n for group, own in {**self.blocks, **blocks}.items() for n in own]
+        if self.share is None:
+            return len(lengths) * max(lengths, default=0)
+        return (max(row_of_each(lengths), default=-1) + 1) * max(lengths, default=0)
 
     def add(self, ids: set[int]) -> None:
-        changed, shapes = self._with(ids)
-        self.rows += sum(shapes[g][0] - self.shapes.get(g, (0, 0))[0] for g in changed)
-        self.longest = max([self.longest, *(longest for _, longest in shapes.values())])
+        changed, blocks = self._with(ids)
         self.members.update(changed)
-        self.shapes.update(shapes)
+        self.blocks.update(blocks)
 
     def empty(self) -> "_Rows":
         return _Rows(self.sequences, self.groups, self.share)
@@ -196,8 +196,8 @@ def plan_batches(
     3. Steps: consecutive units until the step holds at least batch_pairs pairs (a step can
        exceed batch_pairs by less than its last unit's pairs; the epoch's last step may be short).
     4. Each step's units are packed, in order (shortest first with bucketing), into
-       micro-batches whose cost, rows * longest row of the layout `share` gives (without it, one
-       row per unique sequence), stays <= max_tokens; a prompt group stays in one micro-batch
+       micro-batches whose cost, rows * longest row (one row per unique sequence, or with `share`
+       the rows its blocks pack into), stays <= max_tokens; a prompt group stays in one micro-batch
        unless it alone exceeds the budget.
     5. With bucketing the steps are shuffled again, so training does not run short to long.
 

@@ -12,10 +12,10 @@ states by the model's own head, so `save_pretrained` output reloads in plain tra
 Any padding side is accepted: each row's real tokens are first moved to the front (right padding),
 so positions, the [CLS] index and the last token do not depend on padding side or batch companions.
 
-A decoder can also read rows where responses share one copy of their prompt (rmcore.model.rows):
-`RewardModule` then takes the rows' position ids and segments, and the place of each sequence's last
-token; the attention mask comes from `attention_mask_for`, the one function that knows how each
-attention implementation takes a custom mask.
+A decoder can also read rows where responses share one copy of their prompt, several such blocks to a
+row (rmcore.model.rows): `RewardModule` then takes the rows' position ids, blocks and segments, and the
+place of each sequence's last token; the attention mask comes from `attention_mask_for`, the one
+function that knows how each attention implementation takes a custom mask.
 """
 
 from __future__ import annotations
@@ -142,8 +142,9 @@ class RewardModule(nn.Module):
     """`rewards` as a module, for wrappers that need one `forward` (DDP, FSDP, `torch.compile`).
 
     `forward(input_ids (n, s), attention_mask (n, s)) -> (n,) float32`, the same numbers as `rewards`.
-    With rows that share prompts (`rmcore.model.rows.RowTensors`, decoders only), also `position_ids`
-    (r, s), `segments` (r, s) and `read_index` (n,): the rewards of the n sequences the r rows hold.
+    With rows of blocks that share prompts (`rmcore.model.rows.RowTensors`, decoders only), also
+    `position_ids`, `blocks`, `segments` (r, s each) and `read_index` (n,): the rewards of the n
+    sequences the r rows hold.
     Its only submodule is `model`, so the state dict is the model's with a "model." prefix.
     """
 
@@ -158,13 +159,14 @@ class RewardModule(nn.Module):
         input_ids: Tensor,
         attention_mask: Tensor,
         position_ids: Tensor | None = None,
+        blocks: Tensor | None = None,
         segments: Tensor | None = None,
         read_index: Tensor | None = None,
     ) -> Tensor:
-        if segments is None or position_ids is None or read_index is None:
+        if position_ids is None or blocks is None or segments is None or read_index is None:
             scores = _score(self.model, self.pooling, self.separator, input_ids, attention_mask)
         else:
-            scores = _score_rows(self.model, input_ids, position_ids, segments, read_index)
+            scores = _score_rows(self.model, input_ids, position_ids, blocks, segments, read_index)
         return scores.clone()  # not a view of the logits: FSDP2 warns about returned views
 
 
@@ -191,12 +193,17 @@ def attention_mask_for(model: PreTrainedModel, allowed: Tensor) -> Tensor:
 
 
 def _score_rows(
-    model: nn.Module, input_ids: Tensor, position_ids: Tensor, segments: Tensor, read_index: Tensor
+    model: nn.Module,
+    input_ids: Tensor,
+    position_ids: Tensor,
+    blocks: Tensor,
+    segments: Tensor,
+    read_index: Tensor,
 ) -> Tensor:
-    """(n,) float32 rewards of the sequences that (r, s) shared-prompt rows hold, read at `read_index`."""
+    """(n,) float32 rewards of the sequences that (r, s) rows of blocks hold, read at `read_index`."""
     unwrap = getattr(model, "get_base_model", None)
     inner: Any = unwrap() if callable(unwrap) else model
-    mask = attention_mask_for(inner, shared_prompt_mask(segments))
+    mask = attention_mask_for(inner, shared_prompt_mask(blocks, segments))
     out = inner.base_model(
         input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
     )

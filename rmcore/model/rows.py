@@ -1,19 +1,26 @@
-"""Token sequences laid out as the rows of one forward: each alone, or a shared prompt with its responses.
+"""Token sequences laid out as the rows of one forward: each alone, or a shared prompt with its responses,
+and several of those blocks packed side by side in one row.
 
 In a causal model a token never sees what follows it, so sequences that begin with the same tokens
-(the responses to one prompt) can share one copy of that beginning: a row holds the common prefix once,
-then each sequence's own tokens, and under `shared_prompt_mask` each continuation attends to the
-prefix and causally to itself only, with position ids that continue from the prefix for every one.
-Its reward is read at its last token. That is exact, not an approximation: every hidden state a
+(the responses to one prompt) can share one copy of that beginning: a block holds the common prefix
+once, then each sequence's own tokens, and under `shared_prompt_mask` each continuation attends to
+the prefix and causally to itself only, with position ids that continue from the prefix for every
+one. Its reward is read at its last token. That is exact, not an approximation: every hidden state a
 continuation sees is the one encoding its sequence alone would give.
 
 A pair then costs P + C + R tokens instead of 2P + C + R, a ranking of K responses P + sum(R) instead
 of K * P + sum(R). Sharing is decided per prompt group by a cost model: tokens (the linear layers)
-plus `attention_weight` * (row length)^2 (dense attention computes every query-key product, masked or
-not), so a group whose shared row would cost more, or whose sequences do not begin alike (a prompt that
-truncation cut differently for different responses), stays as separate rows.
+plus `attention_weight` * (block length)^2 (dense attention computes every query-key product, masked
+or not), so a group whose shared block would cost more, or whose sequences do not begin alike (a
+prompt that truncation cut differently for different responses), stays as blocks of one sequence.
+
+Blocks then fill rows as wide as the longest block (`pack`): a short block goes into the room a row
+leaves, not into a row of its own, and the mask is block-diagonal (a token sees only its own block),
+with positions starting at 0 in each block. A micro-batch computes rows x width positions, so packing
+turns padding into tokens without changing what any token sees.
 """
 
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -21,7 +28,7 @@ import torch
 from torch import Tensor
 
 PREFIX = 0
-"""Segment id of a shared prefix; continuations are 1, 2, ...; padding is -1."""
+"""Segment id of a shared prefix; continuations are 1, 2, ... within their block; padding is -1."""
 PADDING = -1
 
 
@@ -47,13 +54,13 @@ class SharePolicy:
 
 
 @dataclass(frozen=True)
-class Row:
-    """One row of a forward: a prefix shared by its sequences (length 0: a plain row), then each
-    sequence's own tokens in turn."""
+class Block:
+    """Sequences that share a prefix (length 0: one plain sequence): the prefix, then each sequence's
+    own tokens in turn."""
 
     prefix: list[int]
     parts: list[tuple[int, list[int]]] = field(default_factory=list)
-    """(sequence index, the sequence's tokens after the prefix), in row order."""
+    """(sequence index, the sequence's tokens after the prefix), in block order."""
 
     @property
     def length(self) -> int:
@@ -91,89 +98,136 @@ def _clusters(sequences: list[Sequence[int]], members: list[int]) -> list[tuple[
 
 def layout(
     sequences: Sequence[Sequence[int]], groups: Sequence[str], policy: SharePolicy | None
-) -> list[Row]:
-    """The rows that encode `sequences` (distinct, non-empty), each sequence exactly once.
+) -> list[Block]:
+    """The blocks that encode `sequences` (distinct, non-empty), each sequence exactly once.
 
-    `groups[i]`: the prompt group of sequence i; only sequences of one group share a row. Without a
-    policy every sequence is a row of its own (what encoders need: their prompt tokens attend to the
-    response). Rows come in order of their first sequence.
+    `groups[i]`: the prompt group of sequence i; only sequences of one group share a block. Without a
+    policy every sequence is a block of its own (what encoders need: their prompt tokens attend to the
+    response). Blocks come in order of their first sequence.
     """
     if policy is None:
-        return [Row([], [(i, list(seq))]) for i, seq in enumerate(sequences)]
+        return [Block([], [(i, list(seq))]) for i, seq in enumerate(sequences)]
     members: dict[str, list[int]] = {}
     for i, group in enumerate(groups):
         members.setdefault(group, []).append(i)
-    rows: list[Row] = []
+    blocks: list[Block] = []
     for indices in members.values():
         for prefix, cluster in _clusters(list(sequences), indices):
-            shared = Row(
+            shared = Block(
                 list(sequences[cluster[0]][:prefix]), [(i, list(sequences[i][prefix:])) for i in cluster]
             )
-            separate = [Row([], [(i, list(sequences[i]))]) for i in cluster]
-            alone_cost = sum(policy.cost(row.length, row.length) for row in separate)
+            separate = [Block([], [(i, list(sequences[i]))]) for i in cluster]
+            alone_cost = sum(policy.cost(block.length, block.length) for block in separate)
             shared_cost = policy.cost(shared.length, shared.length)
-            rows.extend([shared] if len(cluster) > 1 and prefix and shared_cost < alone_cost else separate)
-    return sorted(rows, key=lambda row: min(i for i, _ in row.parts))
+            blocks.extend([shared] if len(cluster) > 1 and prefix and shared_cost < alone_cost else separate)
+    return sorted(blocks, key=lambda block: min(i for i, _ in block.parts))
+
+
+def row_of_each(lengths: Sequence[int]) -> list[int]:
+    """The row of each block of these lengths, packed best fit decreasing into rows as wide as the longest.
+
+    Longest first, each block goes into the row with the least room that still holds it, or opens a
+    row. The number of rows depends on the lengths only (never on their order), so a planner that
+    counts rows and `pack` agree. At most 11/9 of the fewest rows possible, plus one.
+    """
+    width = max(lengths, default=0)
+    rooms: list[tuple[int, int]] = []
+    """(room left, row), sorted: the rows that can still take a token."""
+    rows = [0] * len(lengths)
+    opened = 0
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        k = bisect_left(rooms, (lengths[i], -1))
+        if k == len(rooms):
+            row, room = opened, width
+            opened += 1
+        else:
+            room, row = rooms.pop(k)
+        rows[i] = row
+        if room > lengths[i]:
+            insort(rooms, (room - lengths[i], row))
+    return rows
+
+
+def pack(blocks: Sequence[Block]) -> list[list[Block]]:
+    """The rows that hold `blocks` (`row_of_each`), each row's blocks in the order given."""
+    assignment = row_of_each([block.length for block in blocks])
+    rows: list[list[Block]] = [[] for _ in range(max(assignment, default=-1) + 1)]
+    for block, row in zip(blocks, assignment, strict=True):
+        rows[row].append(block)
+    return rows
 
 
 @dataclass(frozen=True)
 class RowTensors:
-    """Rows as the model's inputs. r rows of s positions, n sequences."""
+    """Rows of blocks as the model's inputs. r rows of s positions, n sequences."""
 
     input_ids: Tensor
     """(r, s) long, padded on the right with the pad id."""
     attention_mask: Tensor
     """(r, s) long: 1 on real tokens, 0 on padding."""
     position_ids: Tensor
-    """(r, s) long: 0.. along the prefix, then continuing from the prefix for each continuation."""
+    """(r, s) long: from 0 along each block's prefix, then continuing from the prefix for each
+    continuation."""
+    blocks: Tensor
+    """(r, s) long: the block of each position within its row, 0, 1, ...; PADDING (-1) for padding."""
     segments: Tensor
-    """(r, s) long: PREFIX (0) for prefix tokens, k = 1, 2, ... for the row's k-th continuation,
+    """(r, s) long: PREFIX (0) for prefix tokens, k = 1, 2, ... for its block's k-th continuation,
     PADDING (-1) for padding."""
     read_index: Tensor
     """(n,) long: where sequence i's reward is read, as row * s + position of its last token."""
 
     def layout_inputs(self) -> dict[str, Tensor]:
-        """`RewardModule.forward`'s arguments besides ids and mask: position ids, segments, read index."""
-        return {"position_ids": self.position_ids, "segments": self.segments, "read_index": self.read_index}
+        """`RewardModule.forward`'s arguments besides ids and mask: the rows' layout."""
+        return {
+            "position_ids": self.position_ids,
+            "blocks": self.blocks,
+            "segments": self.segments,
+            "read_index": self.read_index,
+        }
 
 
-def row_tensors(rows: Sequence[Row], pad_id: int) -> RowTensors:
-    """The tensors of `rows`; sequence indices must be 0..n-1, each once."""
-    width = max((row.length for row in rows), default=0)
+def row_tensors(rows: Sequence[Sequence[Block]], pad_id: int) -> RowTensors:
+    """The tensors of `rows` (each a few blocks side by side); sequence indices must be 0..n-1, each once."""
+    width = max((sum(block.length for block in row) for row in rows), default=0)
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)
+    block_ids = torch.full(shape, PADDING, dtype=torch.long)
     segments = torch.full(shape, PADDING, dtype=torch.long)
-    n = sum(len(row.parts) for row in rows)
+    n = sum(len(block.parts) for row in rows for block in row)
     read_index = torch.full((n,), -1, dtype=torch.long)
     for r, row in enumerate(rows):
-        p = len(row.prefix)
-        input_ids[r, :p] = torch.tensor(row.prefix, dtype=torch.long)
-        position_ids[r, :p] = torch.arange(p)
-        segments[r, :p] = PREFIX
-        start = p
-        for k, (sequence, tokens) in enumerate(row.parts, start=1):
-            end = start + len(tokens)
-            input_ids[r, start:end] = torch.tensor(tokens, dtype=torch.long)
-            position_ids[r, start:end] = torch.arange(p, p + len(tokens))
-            segments[r, start:end] = k
-            read_index[sequence] = r * width + end - 1
-            start = end
+        start = 0
+        for b, block in enumerate(row):
+            p = len(block.prefix)
+            input_ids[r, start : start + p] = torch.tensor(block.prefix, dtype=torch.long)
+            position_ids[r, start : start + p] = torch.arange(p)
+            segments[r, start : start + p] = PREFIX
+            block_ids[r, start : start + block.length] = b
+            start += p
+            for k, (sequence, tokens) in enumerate(block.parts, start=1):
+                end = start + len(tokens)
+                input_ids[r, start:end] = torch.tensor(tokens, dtype=torch.long)
+                position_ids[r, start:end] = torch.arange(p, p + len(tokens))
+                segments[r, start:end] = k
+                read_index[sequence] = r * width + end - 1
+                start = end
     if bool((read_index < 0).any()):
         raise ValueError("row_tensors: the rows must hold sequences 0..n-1, each once")
-    return RowTensors(input_ids, (segments != PADDING).long(), position_ids, segments, read_index)
+    return RowTensors(input_ids, (segments != PADDING).long(), position_ids, block_ids, segments, read_index)
 
 
-def shared_prompt_mask(segments: Tensor) -> Tensor:
+def shared_prompt_mask(blocks: Tensor, segments: Tensor) -> Tensor:
     """(r, 1, s, s) bool, True where a query (dim 2) may attend to a key (dim 3): causally, within its own
-    segment and to the row's prefix. A padding query attends to itself only, so that no attention row is
-    empty (an empty softmax is nan, and nan times a zero gradient is still nan).
+    block, to its own segment and the block's prefix. A padding query attends to itself only, so that no
+    attention row is empty (an empty softmax is nan, and nan times a zero gradient is still nan).
 
-    segments: (r, s) long as in `RowTensors.segments`.
+    blocks, segments: (r, s) long as in `RowTensors`.
     """
     s = segments.shape[1]
     positions = torch.arange(s, device=segments.device)
     causal = positions[:, None] >= positions[None, :]  # (s, s)
+    same_block = blocks[:, :, None] == blocks[:, None, :]  # (r, s, s)
     query, key = segments[:, :, None], segments[:, None, :]  # (r, s, 1), (r, 1, s)
-    allowed = causal & (query != PADDING) & (key != PADDING) & ((key == PREFIX) | (key == query))
+    allowed = causal & same_block & (query != PADDING) & (key != PADDING) & ((key == PREFIX) | (key == query))
     return (allowed | torch.eye(s, dtype=torch.bool, device=segments.device))[:, None]

@@ -20,6 +20,7 @@ from rmcore.model.batching import (
 )
 from rmcore.model.losses import pair_loss, plackett_luce
 from rmcore.model.plan import plan_batches
+from rmcore.model.rows import SharePolicy
 
 PAD = 0
 X, Y, Z, W = [5, 6, 7], [5, 6, 8, 9], [5, 10], [5, 11, 12, 13, 14]
@@ -260,23 +261,55 @@ def test_unique_sequence_batching_matches_a_naive_per_pair_forward() -> None:
 # ---------------------------------------------------------------- plan_batches
 
 
-def micro_batch_cost(examples: list[Example], indices: list[int]) -> int:
-    return collate([examples[i] for i in indices], pad_id=PAD).padded_tokens
+def micro_batch_cost(examples: list[Example], indices: list[int], share: SharePolicy | None = None) -> int:
+    return collate([examples[i] for i in indices], PAD, "right", share).padded_tokens
 
 
-def test_plan_covers_every_example_once_and_respects_max_tokens() -> None:
+SHARING = {
+    "one row per sequence": None,
+    "shared prompts, dense attention": SharePolicy.dense(16),
+    "shared prompts, free attention": SharePolicy(attention_weight=0.0),
+}
+
+
+@pytest.mark.parametrize("together", [True, False])
+@pytest.mark.parametrize("share", SHARING.values(), ids=SHARING.keys())
+def test_plan_covers_every_example_once_and_respects_max_tokens(
+    share: SharePolicy | None, together: bool
+) -> None:
     # given 200 prompts of pairs and rankings with random lengths
     examples = random_examples(200, seed=0)
     # when
-    plan = plan_batches(examples, batch_pairs=16, max_tokens=600, seed=1, keep_prompts_together=True)
+    plan = plan_batches(
+        examples, batch_pairs=16, max_tokens=600, seed=1, keep_prompts_together=together, share=share
+    )
     # then every example appears exactly once
     flat = [i for step in plan for micro in step for i in micro]
     assert sorted(flat) == list(range(len(examples)))
-    # and every micro-batch, collated, costs at most max_tokens (unique rows x longest row)
-    assert all(micro_batch_cost(examples, micro) <= 600 for step in plan for micro in step)
+    # and every micro-batch, collated, costs at most max_tokens (rows x longest row: unique sequences,
+    # or the packed rows of shared-prompt blocks)
+    assert all(micro_batch_cost(examples, micro, share) <= 600 for step in plan for micro in step)
     # and steps hold at least 16 pairs (a ranking of K counts K(K-1)/2), except the last one
     pairs = [sum(collate([examples[i] for i in micro], PAD).n_pairs for micro in step) for step in plan]
     assert sum(p < 16 for p in pairs) <= 1
+
+
+def test_packing_shared_prompt_blocks_lets_a_micro_batch_hold_more() -> None:
+    # given one prompt of 6 tokens with two short responses (a block of 6 + 1 + 1 = 8 tokens), and two
+    # sequences of 4 tokens of another prompt that begin differently
+    examples: list[Example] = [
+        pair("a", [1, 2, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 8]),
+        pair("b", [9, 9, 9, 9], [8, 8, 8, 8]),
+    ]
+    share = SharePolicy(attention_weight=0.0)
+    # when they are planned under a budget of 2 rows of 8 (without packing they need 3 rows of 8)
+    plan = plan_batches(
+        examples, batch_pairs=2, max_tokens=16, seed=0, keep_prompts_together=True, share=share
+    )
+    # then both pairs go into one micro-batch, whose second row holds both of b's sequences
+    assert [sorted(micro) for micro in plan[0]] == [[0, 1]]
+    batch = collate(examples, PAD, "right", share)
+    assert batch.n_rows == 2 and batch.padded_tokens == 16 and batch.tokens == 16
 
 
 def test_plan_is_deterministic_per_seed() -> None:

@@ -26,7 +26,17 @@ from rmcore.config import LossConfig, ModelConfig
 from rmcore.model.batching import PairExample, RankingExample, collate, pad_sequences
 from rmcore.model.inference import Scorer
 from rmcore.model.reward import ModelLoadError, RewardModel, RewardModule, build_reward_model
-from rmcore.model.rows import PADDING, PREFIX, Row, SharePolicy, layout, row_tensors, shared_prompt_mask
+from rmcore.model.rows import (
+    PADDING,
+    PREFIX,
+    Block,
+    SharePolicy,
+    layout,
+    pack,
+    row_of_each,
+    row_tensors,
+    shared_prompt_mask,
+)
 from rmcore.model.tokenize import encode_many
 from rmcore.training.recipe import loss_step
 
@@ -46,17 +56,18 @@ def test_the_responses_to_one_prompt_share_a_row_and_are_read_at_their_last_toke
     groups = ["p", "p", "p", "q"]
 
     # when they are laid out
-    rows = layout(sequences, groups, FREE)
+    blocks = layout(sequences, groups, FREE)
 
     # then P is held once, followed by each response (sorted by content), and q's sequence is alone
-    assert rows == [Row(P, [(0, A), (1, B), (2, C)]), Row([], [(3, [9, 9, 9])])]
-    tensors = row_tensors(rows, pad_id=0)
+    assert blocks == [Block(P, [(0, A), (1, B), (2, C)]), Block([], [(3, [9, 9, 9])])]
+    tensors = row_tensors([[block] for block in blocks], pad_id=0)
     width = len(P) + len(A) + len(B) + len(C)  # 13
     assert tensors.input_ids.shape == (2, width)
     assert tensors.input_ids[0].tolist() == P + A + B + C
     assert tensors.position_ids[0].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 5, 6, 7, 8, 5]
     assert tensors.segments[0].tolist() == [PREFIX] * 5 + [1] * 3 + [2] * 4 + [3]
     assert tensors.segments[1].tolist() == [1, 1, 1] + [PADDING] * 10
+    assert tensors.blocks[1].tolist() == [0, 0, 0] + [PADDING] * 10
     # and each reward is read at its sequence's last token: row * width + position
     assert tensors.read_index.tolist() == [7, 11, 12, width + 2]
     assert tensors.attention_mask.sum().item() == 13 + 3
@@ -64,17 +75,17 @@ def test_the_responses_to_one_prompt_share_a_row_and_are_read_at_their_last_toke
 
 def test_a_prefix_never_takes_a_sequences_last_token() -> None:
     # given a response that is a prefix of another (its last token is where its reward is read)
-    rows = layout([P, P + A], ["p", "p"], FREE)
+    blocks = layout([P, P + A], ["p", "p"], FREE)
     # then the shared prefix stops one token short of it
-    assert rows == [Row(P[:-1], [(0, P[-1:]), (1, P[-1:] + A)])]
+    assert blocks == [Block(P[:-1], [(0, P[-1:]), (1, P[-1:] + A)])]
 
 
 def test_responses_whose_prompt_truncation_cut_differently_fall_back_to_rows_of_their_own() -> None:
     # given two responses with the whole prompt and one whose prompt lost its first two tokens
     sequences = [P + A, P + B, P[2:] + C]
     # when they are laid out / then the two alike share a row and the third is alone
-    rows = layout(sequences, ["p"] * 3, FREE)
-    assert rows == [Row(P, [(0, A), (1, B)]), Row([], [(2, P[2:] + C)])]
+    blocks = layout(sequences, ["p"] * 3, FREE)
+    assert blocks == [Block(P, [(0, A), (1, B)]), Block([], [(2, P[2:] + C)])]
 
 
 def test_sharing_is_left_out_where_dense_attention_would_cost_more() -> None:
@@ -89,23 +100,55 @@ def test_sharing_is_left_out_where_dense_attention_would_cost_more() -> None:
     assert len(layout([P + A, P + B], ["p", "p"], None)) == 2
 
 
-def test_the_mask_lets_each_continuation_see_the_prefix_and_itself_causally() -> None:
-    # given a row: prefix (2 tokens), continuation 1 (2 tokens), continuation 2 (1 token), padding
-    segments = torch.tensor([[PREFIX, PREFIX, 1, 1, 2, PADDING]])
+def test_the_mask_lets_each_continuation_see_its_blocks_prefix_and_itself_causally() -> None:
+    # given a row of two blocks: prefix (2 tokens), continuation 1 (2 tokens), continuation 2 (1 token);
+    # then a plain sequence of 2 tokens; then padding
+    blocks = torch.tensor([[0, 0, 0, 0, 0, 1, 1, PADDING]])
+    segments = torch.tensor([[PREFIX, PREFIX, 1, 1, 2, 1, 1, PADDING]])
 
     # when the mask is built
-    allowed = shared_prompt_mask(segments)[0, 0].int().tolist()
+    allowed = shared_prompt_mask(blocks, segments)[0, 0].int().tolist()
 
-    # then (rows: queries, columns: keys) the continuations never see each other, and padding sees
-    # only itself, so no softmax row is empty
+    # then (rows: queries, columns: keys) the continuations never see each other, the second block
+    # sees only itself (segment 1 of another block is not its segment), and padding sees only itself,
+    # so no softmax row is empty
     assert allowed == [
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0],
-        [1, 1, 1, 1, 0, 0],
-        [1, 1, 0, 0, 1, 0],
-        [0, 0, 0, 0, 0, 1],
+        [1, 0, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],
+        [1, 1, 1, 1, 0, 0, 0, 0],
+        [1, 1, 0, 0, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0, 0],
+        [0, 0, 0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1],
     ]
+
+
+def test_blocks_are_packed_into_rows_as_wide_as_the_longest_best_fit_longest_first() -> None:
+    # given blocks of 10, 6, 5, 4, 3 and 2 tokens: 30 tokens, so at least 3 rows of 10
+    lengths = [6, 10, 4, 5, 3, 2]
+    # when they are packed / then 10 | 6 + 4 | 5 + 3 + 2: three full rows, by hand
+    assert row_of_each(lengths) == [1, 0, 1, 2, 2, 2]
+    # and the count depends on the lengths only, never their order
+    assert max(row_of_each(lengths[::-1])) == 2
+    assert row_of_each([]) == []
+
+
+def test_packed_rows_restart_positions_in_each_block_and_read_each_sequence_at_its_end() -> None:
+    # given a shared block of 13 tokens and two plain sequences of 3 and 8
+    blocks = [Block(P, [(0, A), (1, B), (2, C)]), Block([], [(3, [9, 9, 9])]), Block([], [(4, [8] * 8)])]
+
+    # when they are packed and made tensors
+    rows = pack(blocks)
+    tensors = row_tensors(rows, pad_id=0)
+
+    # then the 13-token block fills row 0, and the 8 and the 3 share row 1 (longest first)
+    assert rows == [[blocks[0]], [blocks[1], blocks[2]]]
+    assert tensors.input_ids[1].tolist() == [9, 9, 9] + [8] * 8 + [0, 0]
+    assert tensors.position_ids[1].tolist()[:11] == [0, 1, 2, *range(8)]
+    assert tensors.blocks[1].tolist() == [0] * 3 + [1] * 8 + [PADDING] * 2
+    assert tensors.segments[1].tolist() == [1] * 11 + [PADDING] * 2
+    assert tensors.read_index.tolist() == [7, 11, 12, 13 + 2, 13 + 10]
 
 
 # ---------------------------------------------------------------- exactness on real architectures
@@ -139,8 +182,8 @@ def tiny_decoder(kind: str, attention: str = "sdpa") -> RewardModel:
 
 
 def sequences_and_groups() -> tuple[list[list[int]], list[str]]:
-    """Two prompts with 2 and 3 responses, one response whose prompt was cut (a fallback row), and a
-    sequence alone: 7 sequences in 4 rows."""
+    """Two prompts with 2 and 3 responses, one response whose prompt was cut (a fallback block), and a
+    sequence alone: 7 sequences in 4 blocks, packed into 3 rows."""
     gen = torch.Generator().manual_seed(1)
 
     def ids(n: int) -> list[int]:
@@ -160,11 +203,9 @@ def rewards_and_grads(
     rm.model.zero_grad()
     with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
         if shared:
-            rows = row_tensors(layout(sequences, groups, FREE), pad_id=0)
-            assert rows.input_ids.shape[0] == 4
-            rewards = module(
-                rows.input_ids, rows.attention_mask, rows.position_ids, rows.segments, rows.read_index
-            )
+            rows = row_tensors(pack(layout(sequences, groups, FREE)), pad_id=0)
+            assert rows.input_ids.shape[0] == 3  # blocks of 20 + 8, 33 and 16 tokens
+            rewards = module(rows.input_ids, rows.attention_mask, **rows.layout_inputs())
         else:
             rewards = module(*pad_sequences(sequences, 0))
     weights = torch.linspace(-1.0, 1.0, len(sequences))
