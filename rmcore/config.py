@@ -164,6 +164,9 @@ class TrainConfig(Strict):
     """Use deterministic algorithms (slower)."""
     keep_prompts_together: bool = True
     """Keep a prompt's pairs in one optimizer step (InstructGPT)."""
+    bucketing: bool = True
+    """Sort each window of steps by row width, so micro-batches waste little on padding (off: a plain
+    shuffle, the same order whatever the rows' layout)."""
     eval_every: int = Field(0, ge=0)
     """Evaluate every N steps (0: at the end of each epoch)."""
     save_every: int = Field(100, ge=0)

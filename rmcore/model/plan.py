@@ -23,7 +23,9 @@ class _Unit:
     examples: list[int]
     sequences: set[int]
     """Interned ids of the unit's unique sequences."""
-    longest: int
+    width: int
+    """The widest row the unit needs alone: its longest sequence, or with a share policy its longest
+    block (what bucketing sorts by, so that micro-batches hold rows of like width)."""
     pairs: int
 
 
@@ -48,11 +50,21 @@ class _Rows:
             b.length for b in layout([self.sequences[i] for i in members], [group] * len(members), self.share)
         ]
 
-    def _with(self, ids: set[int]) -> tuple[dict[str, set[int]], dict[str, list[int]]]:
-        changed: dict[str, set[int]] = {}
+    def _by_group(self, ids: set[int], members: dict[str, set[int]]) -> dict[str, set[int]]:
+        """The groups of `ids`, each with its `members` and its ids among `ids`."""
+        grouped: dict[str, set[int]] = {}
         for i in ids:
-            changed.setdefault(self.groups[i], set(self.members.get(self.groups[i], ()))).add(i)
+            grouped.setdefault(self.groups[i], set(members.get(self.groups[i], ()))).add(i)
+        return grouped
+
+    def _with(self, ids: set[int]) -> tuple[dict[str, set[int]], dict[str, list[int]]]:
+        changed = self._by_group(ids, self.members)
         return changed, {group: self._lengths(group, members) for group, members in changed.items()}
+
+    def widest(self, ids: set[int]) -> int:
+        """The longest row these sequences need alone (a sequence, or a block with a share policy)."""
+        grouped = self._by_group(ids, {})
+        return max((n for group, own in grouped.items() for n in self._lengths(group, own)), default=0)
 
     def padded_with(self, ids: set[int]) -> int:
         """Padded tokens of the micro-batch with these sequences added."""
@@ -98,7 +110,6 @@ def _units(
                 interned[key] = len(interned)
                 groups.append(example.prompt_id)
             ids.append(interned[key])
-        longest = max((len(s) for s in sequences), default=0)
         if any(len(s) == 0 for s in sequences):
             problems.append(f"example {i} has an empty token sequence")
         if isinstance(example, PairExample):
@@ -117,16 +128,17 @@ def _units(
         example_ids.append(set(ids))
         unit = by_prompt.get(example.prompt_id) if keep_prompts_together else None
         if unit is None:
-            unit = _Unit([i], set(ids), longest, len(pairs))
+            unit = _Unit([i], set(ids), 0, len(pairs))
             units.append(unit)
             if keep_prompts_together:
                 by_prompt[example.prompt_id] = unit
         else:
             unit.examples.append(i)
             unit.sequences |= set(ids)
-            unit.longest = max(unit.longest, longest)
             unit.pairs += len(pairs)
     rows = _Rows(list(interned), groups, share)
+    for unit in units:
+        unit.width = rows.widest(unit.sequences)
     for i, own in enumerate(example_ids):
         if (cost := rows.padded_with(own)) > max_tokens:
             problems.append(
@@ -192,7 +204,8 @@ def plan_batches(
     1. Units: each example, or with keep_prompts_together all examples of one prompt_id (a
        ranking is always one unit). A unit is never split across steps.
     2. The units are shuffled (random.Random(seed)). With bucketing, each window of about
-       window_steps * batch_pairs pairs is sorted by the unit's longest sequence.
+       window_steps * batch_pairs pairs is sorted by the width of the unit's widest row (its
+       longest sequence, or with `share` its longest block).
     3. Steps: consecutive units until the step holds at least batch_pairs pairs (a step can
        exceed batch_pairs by less than its last unit's pairs; the epoch's last step may be short).
     4. Each step's units are packed, in order (shortest first with bucketing), into
@@ -224,9 +237,9 @@ def plan_batches(
             window.append(unit)
             pairs += max(unit.pairs, 1)
             if pairs >= window_pairs:
-                ordered.extend(sorted(window, key=lambda u: u.longest))
+                ordered.extend(sorted(window, key=lambda u: u.width))
                 window, pairs = [], 0
-        ordered.extend(sorted(window, key=lambda u: u.longest))
+        ordered.extend(sorted(window, key=lambda u: u.width))
         units = ordered
 
     steps: list[list[_Unit]] = []
@@ -243,5 +256,5 @@ def plan_batches(
     if bucketing:
         rng.shuffle(steps)
     if bucketing:  # a step straddling two windows: shortest first all the same
-        steps = [sorted(s, key=lambda u: u.longest) for s in steps]
+        steps = [sorted(s, key=lambda u: u.width) for s in steps]
     return [_micro_batches(s, example_ids, rows, max_tokens) for s in steps]

@@ -143,6 +143,7 @@ def build_plan(examples: Examples, cfg: TrainConfig, share: SharePolicy | None) 
             cfg.seed + epoch,
             cfg.keep_prompts_together,
             share=share,
+            bucketing=cfg.bucketing,
         )
         remaining = math.ceil(cfg.epochs * len(steps)) - epoch * len(steps)
         plan.extend(steps[: max(0, remaining)])
