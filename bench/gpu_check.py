@@ -3,7 +3,10 @@
 rmcore's training engine on one GPU, in one command (under 8 minutes on an H100/H200), printing one
 JSON object. `--dry-run` runs the same code on the CPU with a tiny model in seconds (a test does).
 
-    shared     rmcore's step (collate -> loss_step -> backward -> AdamW), prompts encoded once
+    shared     rmcore's step (collate -> loss_step -> backward -> AdamW), prompts encoded once,
+               blocks packed into rows, SDPA with a dense mask
+    flex       the same with FlexAttention's block mask, masked blocks skipped (CUDA only:
+               FlexAttention has no backward on the CPU)
     separate   the same, one row per sequence (model.share_prompt off)
     padded     a TRL-style step: every pair's chosen and rejected, each ranking expanded to its
                K(K-1)/2 pairs, padded to the step's longest sequence, Bradley-Terry loss
@@ -47,7 +50,7 @@ from rmcore.model.batching import Batch, PairExample, RankingExample, collate, p
 from rmcore.model.losses import bradley_terry  # noqa: E402
 from rmcore.model.plan import plan_batches  # noqa: E402
 from rmcore.model.reward import RewardModel, RewardModule  # noqa: E402
-from rmcore.model.rows import SharePolicy  # noqa: E402
+from rmcore.model.rows import SharePolicy, shared_prompt_mask  # noqa: E402
 from rmcore.training.distributed import Dist, shard_model  # noqa: E402
 
 QWEN_05B = {
@@ -128,7 +131,7 @@ def steps(
     items: list[PairExample | RankingExample], mode: str, rm: RewardModel, max_tokens: int
 ) -> list[list[Batch]]:
     """The epoch's optimizer steps as micro-batches, built as the mode builds them."""
-    share = rm.share if mode == "shared" else None
+    share = rm.share if mode in ("shared", "flex") else None
     plan = plan_batches(items, BATCH_PAIRS, max_tokens, 0, True, share=share)
     if mode == "padded":
         return [[padded_batch([items[i] for mb in step for i in mb])] for step in plan]
@@ -143,6 +146,15 @@ def step_loss(
     with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
         scores = scorer(batch.input_ids, batch.attention_mask, **batch.row_inputs()).float()
     return bradley_terry(scores[batch.chosen], scores[batch.rejected]).loss
+
+
+def attended_products(batch: Batch, mode: str) -> int:
+    """Query-key products per layer and head group the mode's attention computes: every product of a
+    row for a dense kernel, masked or not; those the mask allows for FlexAttention (it skips whole
+    masked blocks, and computes the partial ones, so this is a lower bound)."""
+    if mode == "flex" and batch.blocks is not None and batch.segments is not None:
+        return int(shared_prompt_mask(batch.blocks, batch.segments).sum())
+    return batch.padded_tokens * int(batch.input_ids.shape[1])
 
 
 def sync(device: torch.device) -> None:
@@ -175,7 +187,12 @@ def measure(
 ) -> dict[str, Any]:
     """Train `args.steps` steps in this mode after 2 warm-up steps; the figures."""
     model = deepcopy(rm.model)
-    scorer = RewardModule(RewardModel(model, None, "last", "plain", 4096, rm.share))  # type: ignore[arg-type]
+    share = rm.share
+    if mode == "flex":
+        model.set_attn_implementation("flex_attention")
+        share = SharePolicy(attention_weight=0.0)  # masked blocks cost nothing: share wherever it saves
+    rm = RewardModel(model, None, "last", "plain", 4096, share)  # type: ignore[arg-type]
+    scorer = RewardModule(rm)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
     plan = steps(items, mode, rm, args.max_tokens)
     warmup, timed = plan[:2], plan[2 : 2 + args.steps]
@@ -192,15 +209,14 @@ def measure(
             step_loss(scorer, batch, device, dtype).backward()
             if k >= len(warmup):
                 encoded, computed = encoded + batch.tokens, computed + batch.padded_tokens
-                attended += batch.padded_tokens * batch.input_ids.shape[1]  # query-key products per layer
+                attended += attended_products(batch, mode)
                 alone, pairs = alone + batch.sequence_tokens, pairs + batch.n_pairs
         optimizer.step()
     sync(device)
     seconds = time.perf_counter() - started
     params = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
     layers, hidden = model.config.num_hidden_layers, model.config.hidden_size
-    # QK^T and AV take 2 x 2 x hidden FLOPs per query-key product forward, 3x that with backward; a
-    # dense kernel computes every product of a row, masked or not
+    # QK^T and AV take 2 x 2 x hidden FLOPs per query-key product forward, 3x that with backward
     flops = 6 * params * encoded + 12 * layers * hidden * attended
     return {
         "steps": len(timed),
@@ -289,10 +305,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak_tflops_measured": peak / 1e12,
         "modes": {
             mode: measure(mode, rm, items, args, device, dtype, peak)
-            for mode in ("shared", "separate", "padded")
+            for mode in ("shared", *(["flex"] if cuda else []), "separate", "padded")
         },
     }
     modes = result["modes"]
+    if "flex" in modes:
+        result["speedup_flex_vs_shared"] = modes["flex"]["pairs_per_s"] / modes["shared"]["pairs_per_s"]
     result["speedup_shared_vs_padded"] = modes["shared"]["pairs_per_s"] / modes["padded"]["pairs_per_s"]
     result["speedup_shared_vs_separate"] = modes["shared"]["pairs_per_s"] / modes["separate"]["pairs_per_s"]
     first = collate(items[:3], PAD, "right", rm.share)

@@ -2,6 +2,7 @@
 
 Also: `--max-pairs 200` (a quick check on a prompt-grouped subsample), `--dataset hh|oasst|both`,
 `--max-length N` (256), `--fits` (train only on pairs and rankings that fit it untruncated),
+`--rmcore-set KEY=VALUE` (an rmcore config override, repeatable: e.g. model.prompt_cut=per_prompt),
 `--rounds N` (alternate the tools N times, rmcore then TRL, and report the median of the rounds'
 ratios: the figure to quote, since a 2-core machine's speed drifts between runs),
 `--trl-precision bf16|fp32|both`, `--trl-gradient-checkpointing` (TRL's own default),
@@ -309,7 +310,7 @@ def _timed(fn: Callable[..., Any], into: dict[str, float]) -> Callable[..., Any]
 def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     """rmcore.training.recipe.train with the default config and the fixed settings; then the evaluation."""
     import rmcore.training.recipe as rt
-    from rmcore.config import Config, DataConfig, LossConfig, ModelConfig, TrainConfig
+    from rmcore.config import ModelConfig, load_config
     from rmcore.model.reward import build_reward_model
 
     out = Path(spec["out"])
@@ -318,13 +319,19 @@ def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     built: dict[str, Any] = {}
     for name in ("build_examples", "build_plan"):  # keep what train() builds, to count rows and padding
         setattr(rt, name, _keeping(getattr(rt, name), built, name))
-    config = Config(
-        data=DataConfig(train=Path(spec["train_lake"])),
-        model=ModelConfig(name_or_path=spec["backbone"], max_length=spec["max_length"]),
-        loss=LossConfig(listwise=spec["listwise"]),
-        train=TrainConfig(batch_size=BATCH_PAIRS, lr=LR, epochs=EPOCHS, save_every=0, seed=SEED),
-        output_dir=out,
-    )
+    fixed = [
+        f"data.train={spec['train_lake']}",
+        f"model.name_or_path={spec['backbone']}",
+        f"model.max_length={spec['max_length']}",
+        f"loss.listwise={spec['listwise']}",
+        f"train.batch_size={BATCH_PAIRS}",
+        f"train.lr={LR}",
+        f"train.epochs={EPOCHS}",
+        "train.save_every=0",
+        f"train.seed={SEED}",
+        f"output_dir={out}",
+    ]
+    config = load_config(None, [*fixed, *spec["rmcore_set"]])
     started = time.perf_counter()
     result = rt.train(config, progress=False)
     total = time.perf_counter() - started
@@ -333,6 +340,7 @@ def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     items = built["build_examples"].items
     batches = [collate_stats(items, mb, rm.share) for step in built["build_plan"] for mb in step]
     preload = f" [{Path(spec['preload']).name}]" if spec.get("preload") else ""
+    preload += "".join(f" {setting}" for setting in spec["rmcore_set"])
     return {
         "tool": "rmcore" + (" listwise" if spec["listwise"] else "") + preload,
         "rows": sum(b[0] for b in batches),
@@ -785,6 +793,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--fits", action="store_true", help="train only on what fits --max-length untruncated"
     )
     parser.add_argument("--rounds", type=int, default=1, help="alternate the tools: rmcore, TRL, rmcore, ...")
+    parser.add_argument(
+        "--rmcore-set", action="append", default=[], metavar="KEY=VALUE", help="an rmcore config override"
+    )
     parser.add_argument("--trl-precision", choices=["bf16", "fp32", "both"], default="bf16")
     parser.add_argument("--trl-gradient-checkpointing", action="store_true", help="TRL's default; off here")
     parser.add_argument("--listwise", action="store_true", help="also rmcore with loss.listwise (oasst)")
@@ -826,6 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "held_out": str(data.held_out),
                 "train_pairs": data.train_pairs,
                 "max_length": args.max_length,
+                "rmcore_set": args.rmcore_set,
                 "backbone": backbone,
                 "preload": str(args.preload.resolve()) if args.preload else None,
             }

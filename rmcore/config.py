@@ -110,6 +110,14 @@ class ModelConfig(Strict):
         """YAML reads a bare on / off as true / false."""
         return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
+    prompt_cut: Literal["per_response", "per_prompt"] = "per_response"
+    """In training, a prompt too long for max_length keeps as much of its end as each response leaves
+    room for (per_response, as scoring does), or the same tail for every response to it (per_prompt:
+    as much as its longest response leaves), so that a decoder encodes it once for all of them."""
+    attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2"] = "auto"
+    """The attention implementation transformers loads (auto: its default, SDPA). Shared prompts need
+    one that takes a mask: sdpa and eager compute every masked product, flex_attention (CUDA) skips
+    masked blocks; flash_attention_2 takes none, so share_prompt auto leaves sharing off with it."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     disable_dropout: bool = True

@@ -88,11 +88,14 @@ def length_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
     return batches
 
 
-def pair_token_ids(rm: RewardModel, pairs: pa.Table) -> tuple[list[list[int]], list[list[int]]]:
-    """Token ids of every pair's (prompt, chosen) and (prompt, rejected), each prompt rendered once."""
+def pair_token_ids(
+    rm: RewardModel, pairs: pa.Table, same_cut: bool = False
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of every pair's (prompt, chosen) and (prompt, rejected), each prompt rendered once;
+    with `same_cut`, each prompt cut alike for all its responses (`rmcore.model.tokenize`)."""
     prompts = pairs.column("prompt").to_pylist()
     responses = pairs.column("chosen").to_pylist() + pairs.column("rejected").to_pylist()
-    ids = encode_many(rm, prompts + prompts, responses)
+    ids = encode_many(rm, prompts + prompts, responses, same_cut=same_cut)
     return ids[: len(prompts)], ids[len(prompts) :]
 
 

@@ -42,7 +42,7 @@ from transformers.models.auto.modeling_auto import (
 from transformers.utils import logging as hf_logging
 
 from rmcore.config import ModelConfig
-from rmcore.model.rows import SharePolicy, shared_prompt_mask
+from rmcore.model.rows import SharePolicy, may_attend, shared_prompt_mask
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,9 @@ def build_reward_model(cfg: ModelConfig) -> RewardModel:
     with quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
+            attention = {} if cfg.attention == "auto" else {"attn_implementation": cfg.attention}
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, dtype=torch.float32, output_loading_info=True
+                path, num_labels=1, dtype=torch.float32, output_loading_info=True, **attention
             )
         except (OSError, ValueError) as error:
             raise ModelLoadError(_load_failure(cfg.name_or_path, path, error)) from error
@@ -170,26 +171,47 @@ class RewardModule(nn.Module):
         return scores.clone()  # not a view of the logits: FSDP2 warns about returned views
 
 
-MASKABLE_ATTENTION = ("sdpa", "eager")
+MASKABLE_ATTENTION = ("sdpa", "eager", "flex_attention")
 """Attention implementations that take a shared-prompt mask (`attention_mask_for`)."""
+BLOCK_SPARSE_ATTENTION = ("flex_attention",)
+"""Those that skip the blocks of positions nobody attends, rather than compute them masked."""
 
 
-def attention_mask_for(model: PreTrainedModel, allowed: Tensor) -> Tensor:
-    """A (r, 1, s, s) attention mask (True: attend) as `model`'s attention implementation reads it.
+def attention_mask_for(model: PreTrainedModel, blocks: Tensor, segments: Tensor) -> Any:
+    """The shared-prompt mask of rows of blocks (`rmcore.model.rows.may_attend`) as `model`'s attention
+    implementation reads it. blocks, segments: (r, s) long as in `rmcore.model.rows.RowTensors`.
 
-    transformers uses a 4D mask as given. SDPA takes it as bool; the eager implementation adds it to the
-    scores and would misread a bool mask without a word, so it gets 0 / the dtype's minimum.
+    transformers uses a 4D mask as given. SDPA takes it as (r, 1, s, s) bool; the eager implementation
+    adds it to the scores and would misread a bool mask without a word, so it gets 0 / the dtype's
+    minimum; flex_attention takes a BlockMask built from the same rule, and skips the blocks of
+    positions where it allows nothing.
     """
     implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    if implementation == "flex_attention":
+        return _block_mask(blocks, segments)
+    if implementation not in MASKABLE_ATTENTION:
+        raise ModelLoadError(
+            f"attention {implementation!r} cannot take a shared-prompt mask; use model.share_prompt=off"
+        )
+    allowed = shared_prompt_mask(blocks, segments)
     if implementation == "sdpa":
         return allowed
-    if implementation == "eager":
-        return torch.zeros(allowed.shape, dtype=model.dtype, device=allowed.device).masked_fill(
-            ~allowed, torch.finfo(model.dtype).min
-        )
-    raise ModelLoadError(
-        f"attention {implementation!r} cannot take a shared-prompt mask; use model.share_prompt=off"
+    return torch.zeros(allowed.shape, dtype=model.dtype, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(model.dtype).min
     )
+
+
+def _block_mask(blocks: Tensor, segments: Tensor) -> Any:
+    """FlexAttention's BlockMask of `may_attend` over (r, s) rows."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(row: Tensor, head: Tensor, query: Tensor, key: Tensor) -> Tensor:
+        return may_attend(
+            query, key, blocks[row, query], blocks[row, key], segments[row, query], segments[row, key]
+        )
+
+    rows, width = segments.shape
+    return create_block_mask(mask_mod, rows, None, width, width, device=segments.device)
 
 
 def _score_rows(
@@ -203,7 +225,7 @@ def _score_rows(
     """(n,) float32 rewards of the sequences that (r, s) rows of blocks hold, read at `read_index`."""
     unwrap = getattr(model, "get_base_model", None)
     inner: Any = unwrap() if callable(unwrap) else model
-    mask = attention_mask_for(inner, shared_prompt_mask(blocks, segments))
+    mask = attention_mask_for(inner, blocks, segments)
     out = inner.base_model(
         input_ids=input_ids, attention_mask=mask, position_ids=position_ids, use_cache=False
     )
@@ -309,6 +331,8 @@ def _share_policy(setting: str, decoder: bool, model: PreTrainedModel, name: str
                 f"use one of {', '.join(MASKABLE_ATTENTION)}, or share_prompt 'auto' / 'off'"
             )
         return None
+    if implementation in BLOCK_SPARSE_ATTENTION:
+        return SharePolicy(attention_weight=0.0)
     return SharePolicy.dense(int(model.config.hidden_size))
 
 

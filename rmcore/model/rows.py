@@ -217,17 +217,41 @@ def row_tensors(rows: Sequence[Sequence[Block]], pad_id: int) -> RowTensors:
     return RowTensors(input_ids, (segments != PADDING).long(), position_ids, block_ids, segments, read_index)
 
 
+def may_attend(
+    query: Tensor,
+    key: Tensor,
+    query_block: Tensor,
+    key_block: Tensor,
+    query_segment: Tensor,
+    key_segment: Tensor,
+) -> Tensor:
+    """Whether a query at position `query` may attend to a key at `key` (broadcast elementwise): causally,
+    within its own block, to its own segment and the block's prefix. A padding query attends to itself
+    only, so that no attention row is empty (an empty softmax is nan, and nan times a zero gradient is
+    still nan). The one statement of the rule: `shared_prompt_mask` evaluates it densely, a block-sparse
+    kernel per block of positions."""
+    allowed = (
+        (query >= key)
+        & (query_block == key_block)
+        & (query_segment != PADDING)
+        & (key_segment != PADDING)
+        & ((key_segment == PREFIX) | (key_segment == query_segment))
+    )
+    return allowed | (query == key)
+
+
 def shared_prompt_mask(blocks: Tensor, segments: Tensor) -> Tensor:
-    """(r, 1, s, s) bool, True where a query (dim 2) may attend to a key (dim 3): causally, within its own
-    block, to its own segment and the block's prefix. A padding query attends to itself only, so that no
-    attention row is empty (an empty softmax is nan, and nan times a zero gradient is still nan).
+    """(r, 1, s, s) bool, True where a query (dim 2) may attend to a key (dim 3), by `may_attend`.
 
     blocks, segments: (r, s) long as in `RowTensors`.
     """
-    s = segments.shape[1]
-    positions = torch.arange(s, device=segments.device)
-    causal = positions[:, None] >= positions[None, :]  # (s, s)
-    same_block = blocks[:, :, None] == blocks[:, None, :]  # (r, s, s)
-    query, key = segments[:, :, None], segments[:, None, :]  # (r, s, 1), (r, 1, s)
-    allowed = causal & same_block & (query != PADDING) & (key != PADDING) & ((key == PREFIX) | (key == query))
-    return (allowed | torch.eye(s, dtype=torch.bool, device=segments.device))[:, None]
+    positions = torch.arange(segments.shape[1], device=segments.device)
+    allowed = may_attend(
+        positions[:, None],
+        positions[None, :],
+        blocks[:, :, None],
+        blocks[:, None, :],
+        segments[:, :, None],
+        segments[:, None, :],
+    )
+    return allowed[:, None]

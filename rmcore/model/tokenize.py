@@ -24,6 +24,11 @@ closing special tokens) always stays. Two different responses to one prompt ther
 after truncation unless their kept tails are equal; `identical_after_truncation` tells the trainer
 which pairs to count and drop.
 
+With `same_cut`, every response to one prompt keeps the same prompt tail: as much as the longest of
+them leaves room for (a response that leaves no room at all is cut alone, as above). Sequences that
+begin alike can then share one copy of their prompt in a decoder (rmcore.model.rows); the shorter
+responses see less of a long prompt than they would alone.
+
 For many examples use `encode_many`: it renders each distinct prompt once and tokenizes in batches.
 """
 
@@ -73,8 +78,13 @@ def encode_many(
     responses: Sequence[str],
     max_length: int | None = None,
     rendering: Literal["auto", "chat", "plain"] | None = None,
+    *,
+    same_cut: bool = False,
 ) -> list[list[int]]:
-    """`encode` of each (prompt, response) pair, batched: each distinct prompt is rendered once."""
+    """`encode` of each (prompt, response) pair, batched: each distinct prompt is rendered once.
+
+    `same_cut`: the responses to one prompt (among these) keep the same prompt tail; see the module.
+    """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     tokenizer, limit, how = _settings(source, max_length, rendering)
@@ -89,7 +99,13 @@ def encode_many(
         parts = _pair_parts(tokenizer, prompts, responses)
     else:
         parts = _text_parts(tokenizer, prompts, responses)
-    return [_fit(p, limit) for p in parts]
+    if not same_cut:
+        return [_fit(p, limit) for p in parts]
+    keep: dict[tuple[int, ...], int] = {}
+    for p in parts:
+        if (room := _prompt_room(p, limit)) > 0:
+            keep[tuple(p.prompt)] = min(room, keep.get(tuple(p.prompt), room))
+    return [_fit(p, limit, keep.get(tuple(p.prompt))) for p in parts]
 
 
 def identical_after_truncation(a_ids: Sequence[int], b_ids: Sequence[int]) -> bool:
@@ -132,17 +148,28 @@ def _settings(
     return tokenizer, max_length, rendering
 
 
-def _fit(parts: _Parts, max_length: int) -> list[int]:
-    """The encoding cut to `max_length`: the prompt's beginning goes first, then the response's."""
+def _text_room(parts: _Parts, max_length: int) -> int:
+    """Tokens of prompt and response that fit beside the special tokens."""
     fixed = len(parts.head) + len(parts.mid) + len(parts.tail)
-    room = max_length - fixed
-    if room < 1:
+    if max_length - fixed < 1:
         raise ValueError(f"max_length {max_length} leaves no room for text after {fixed} special tokens")
+    return max_length - fixed
+
+
+def _prompt_room(parts: _Parts, max_length: int) -> int:
+    """Prompt tokens that fit beside the whole response (0: the response alone fills the room)."""
+    return max(0, _text_room(parts, max_length) - len(parts.response))
+
+
+def _fit(parts: _Parts, max_length: int, keep: int | None = None) -> list[int]:
+    """The encoding cut to `max_length`: the prompt's beginning goes first, then the response's.
+    `keep`: keep at most this many prompt tokens."""
+    room = _text_room(parts, max_length)
     response = parts.response
     if len(response) >= room:  # the prompt goes entirely; keep the response's end
         return parts.head + parts.mid + response[len(response) - room :] + parts.tail
-    keep = room - len(response)
-    prompt = parts.prompt[max(0, len(parts.prompt) - keep) :]
+    keep = room - len(response) if keep is None else min(keep, room - len(response))
+    prompt = parts.prompt[len(parts.prompt) - min(keep, len(parts.prompt)) :]
     return parts.head + prompt + parts.mid + response + parts.tail
 
 

@@ -98,13 +98,14 @@ class Examples:
     """Pairs left out because truncation made their two sequences equal."""
 
 
-def build_examples(rm: RewardModel, data: PairSet, listwise: bool) -> Examples:
-    """Token ids of every pair (and, for the listwise loss, every ranking of K > 2).
+def build_examples(rm: RewardModel, data: PairSet, listwise: bool, same_cut: bool = False) -> Examples:
+    """Token ids of every pair (and, for the listwise loss, every ranking of K > 2); with `same_cut`,
+    a long prompt cut alike for all its pairs' responses, and for all of a ranking's.
 
     A pair that truncation made identical has no signal: it is counted and left out.
     """
     pairs = data.pairs
-    chosen, rejected = pair_token_ids(rm, pairs)
+    chosen, rejected = pair_token_ids(rm, pairs, same_cut)
     items: list[PairExample | RankingExample] = []
     for prompt_id, c, r, p, m in zip(
         pairs.column("prompt_id").to_pylist(),
@@ -119,7 +120,9 @@ def build_examples(rm: RewardModel, data: PairSet, listwise: bool) -> Examples:
     n_pairs = len(items)
     rankings = data.rankings if listwise else data.rankings.slice(0, 0)
     for row in rankings.select(["prompt_id", "prompt", "responses", "ranks"]).to_pylist():
-        responses = encode_many(rm, [row["prompt"]] * len(row["responses"]), row["responses"])
+        responses = encode_many(
+            rm, [row["prompt"]] * len(row["responses"]), row["responses"], same_cut=same_cut
+        )
         if len({tuple(ids) for ids in responses}) == len(responses):
             items.append(RankingExample(prompt_id=row["prompt_id"], responses=responses, ranks=row["ranks"]))
     return Examples(
@@ -396,7 +399,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     scratch = out / "data" if dist.is_main else out / "data" / f"rank-{dist.rank}"
     train_set = load_pairs(config.data.train, "train", config.data, scratch / "train")
     held_out = _held_out(config, scratch)
-    examples = build_examples(rm, train_set, config.loss.listwise)
+    examples = build_examples(rm, train_set, config.loss.listwise, config.model.prompt_cut == "per_prompt")
     if not examples.items:
         raise TrainingError(f"no training pairs in {train_set.origin}")
     plan = build_plan(examples, config.train, rm.share)

@@ -281,6 +281,42 @@ def test_a_training_step_is_the_same_with_shared_rows(tiny_decoder_dir: Path) ->
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * max(1.0, float(b.abs().max())))
 
 
+def test_the_attention_option_picks_the_implementation_and_how_sharing_is_costed(
+    tiny_decoder_dir: Path,
+) -> None:
+    def built(attention: str) -> RewardModel:
+        return build_reward_model(ModelConfig(name_or_path=str(tiny_decoder_dir), attention=attention))  # type: ignore[arg-type]
+
+    # given / when the decoder is loaded with each attention implementation that takes a mask
+    sdpa, eager, flex = built("auto"), built("eager"), built("flex_attention")
+    # then dense kernels weigh the attention they compute, masked or not; FlexAttention skips masked
+    # blocks, so sharing is free of it
+    assert (
+        sdpa.model.config._attn_implementation == "sdpa"
+        and eager.model.config._attn_implementation == "eager"
+    )
+    assert sdpa.share == eager.share == SharePolicy.dense(int(sdpa.model.config.hidden_size))
+    assert flex.model.config._attn_implementation == "flex_attention" and flex.share == FREE
+
+
+@pytest.mark.slow
+def test_flex_attention_block_masks_give_the_rewards_of_separate_rows() -> None:
+    # given a tiny Llama-style decoder with FlexAttention (on the CPU it has no backward: gradients are
+    # for bench/gpu_check.py on a GPU, which trains with it)
+    rm = tiny_decoder("llama", attention="flex_attention")
+    sequences, groups = sequences_and_groups()
+    module = RewardModule(rm)
+
+    # when the sequences are scored alone, and in packed rows of shared-prompt blocks (a BlockMask)
+    with torch.no_grad():
+        alone = module(*pad_sequences(sequences, 0))
+        rows = row_tensors(pack(layout(sequences, groups, FREE)), pad_id=0)
+        shared = module(rows.input_ids, rows.attention_mask, **rows.layout_inputs())
+
+    # then the rewards agree in float32
+    torch.testing.assert_close(shared, alone, rtol=0, atol=1e-5 * max(1.0, float(alone.abs().max())))
+
+
 def test_share_prompt_on_is_refused_for_an_encoder(tiny_encoder_dir: Path) -> None:
     with pytest.raises(ModelLoadError, match=r"share_prompt 'on'.*encoder"):
         build_reward_model(ModelConfig(name_or_path=str(tiny_encoder_dir), share_prompt="on"))

@@ -184,6 +184,29 @@ def test_encoder_truncation_cuts_segment_a_from_the_left(wordpiece: PreTrainedTo
     assert ids == [CLS, *a[-13:], SEP, *b, SEP]
 
 
+def test_the_same_cut_keeps_one_prompt_tail_for_all_its_responses(wordpiece: PreTrainedTokenizerBase) -> None:
+    # given: a long prompt (segment A), its responses of 1, 4 and 30 tokens, and another short prompt
+    prompt, other = _user(" ".join(f"w{i}" for i in range(100))), _user("Hello there")
+    a = wordpiece(plain_prompt_text(prompt), add_special_tokens=False)["input_ids"]
+    short, kenobi, long = [2236], [2236, 6358, 16429, 2072], "one " * 29 + "two"
+    prompts, responses = [prompt, prompt, prompt, other], ["General", "General Kenobi", long, "General"]
+
+    # when: cut to 20 tokens, each alone and with the same cut
+    alone = encode_many(wordpiece, prompts, responses, max_length=20)
+    same = encode_many(wordpiece, prompts, responses, max_length=20, same_cut=True)
+
+    # then: alone, the prompt keeps 20 - 3 - 1 = 16 tokens beside "General", 13 beside "General Kenobi"
+    assert alone[0] == [CLS, *a[-16:], SEP, *short, SEP]
+    assert alone[1] == [CLS, *a[-13:], SEP, *kenobi, SEP]
+    # and with the same cut both keep the 13 the longer one leaves, so they begin alike
+    assert same[0] == [CLS, *a[-13:], SEP, *short, SEP]
+    assert same[1] == alone[1]
+    # and the 30-token response leaves no room at all: it is cut alone and sets no cut for the others
+    assert same[2] == alone[2] and same[2][:2] == [CLS, SEP]
+    # and a prompt that fits is untouched
+    assert same[3] == alone[3] == [CLS, 5310, 1024, 7592, 2045, SEP, 2236, SEP]
+
+
 def test_a_response_too_long_alone_keeps_its_end(
     byte_tokenizer: MakeTokenizer, wordpiece: PreTrainedTokenizerBase
 ) -> None:
