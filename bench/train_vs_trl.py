@@ -310,7 +310,7 @@ def _timed(fn: Callable[..., Any], into: dict[str, float]) -> Callable[..., Any]
 def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     """rmcore.training.recipe.train with the default config and the fixed settings; then the evaluation."""
     import rmcore.training.recipe as rt
-    from rmcore.config import ModelConfig, load_config
+    from rmcore.config import load_config
     from rmcore.model.reward import build_reward_model
 
     out = Path(spec["out"])
@@ -336,7 +336,7 @@ def child_rmcore(spec: dict[str, Any]) -> dict[str, Any]:
     result = rt.train(config, progress=False)
     total = time.perf_counter() - started
     pairs = spec["train_pairs"] - result["identical_after_truncation"]
-    rm = build_reward_model(ModelConfig(name_or_path=result["model_dir"], max_length=spec["max_length"]))
+    rm = build_reward_model(config.model.model_copy(update={"name_or_path": result["model_dir"]}))
     items = built["build_examples"].items
     batches = [collate_stats(items, mb, rm.share) for step in built["build_plan"] for mb in step]
     preload = f" [{Path(spec['preload']).name}]" if spec.get("preload") else ""
