@@ -69,7 +69,7 @@ class _Rows:
     def padded_with(self, ids: set[int]) -> int:
         """Padded tokens of the micro-batch with these sequences added."""
         _, blocks = self._with(ids)
-        lengths = [n for group, own in {**self.blocks, **blocks}.items() for n in own]
+        lengths = [n for own in {**self.blocks, **blocks}.values() for n in own]
         if self.share is None:
             return len(lengths) * max(lengths, default=0)
         return (max(row_of_each(lengths), default=-1) + 1) * max(lengths, default=0)
