@@ -25,6 +25,8 @@ class IngestConfig(Strict):
     """Longest accepted prompt or response, in characters; longer rows are quarantined."""
     include_synthetic: bool = False
     """Ingest OpenAssistant trees marked synthetic (quarantined by default)."""
+    safe_rlhf_preference: Literal["better", "safer"] = "better"
+    """Which PKU-SafeRLHF label is the preference: the more helpful response, or the safer one."""
     raw_text_chars: int = Field(2_000, gt=0)
     """How much of a rejected row's raw text the rejects table keeps."""
     workers: int = Field(0, ge=0)

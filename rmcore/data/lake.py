@@ -76,7 +76,8 @@ class Lake:
         if manifest.schema_version != SCHEMA_VERSION:
             raise ValueError(
                 f"{self.manifest_path}: lake schema version {manifest.schema_version}, this rmcore"
-                f" reads {SCHEMA_VERSION}; ingest into a new --lake directory"
+                f" reads {SCHEMA_VERSION} (version 2 added multi-turn responses and source attributes);"
+                f" ingest the raw files again into a new --lake directory"
             )
         return manifest
 

@@ -58,7 +58,19 @@ def text_id(text: str) -> str:
 
 def prompt_id(prompt: Sequence[Message]) -> str:
     """Identity of a prompt: the digest of its normalized (role, content) messages."""
-    return digest(_RECORD.join(f"{m.role}{_UNIT}{normalized_text(m.content)}" for m in prompt))
+    return digest(_messages_key(prompt))
+
+
+def response_id(turns: Sequence[Message], reply: str) -> str:
+    """Identity of a response: its reply's `text_id`, or with leading turns, the digest of them and
+    the reply as messages (never equal to a text's: normalized text holds no separator characters)."""
+    if not turns:
+        return text_id(reply)
+    return digest(_messages_key([*turns, Message("assistant", reply)]))
+
+
+def _messages_key(messages: Sequence[Message]) -> str:
+    return _RECORD.join(f"{m.role}{_UNIT}{normalized_text(m.content)}" for m in messages)
 
 
 def pair_id(prompt: str, response_x: str, response_y: str) -> str:

@@ -50,21 +50,23 @@ SELECT
 FROM votes GROUP BY pair_id
 """
 
-_PAIRS = """
+_A_CHOSEN = "(2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)"
+
+_PAIRS = f"""
 SELECT
     a.pair_id, a.prompt_id, c.prompt,
-    CASE WHEN (2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)
-         THEN c.response_a ELSE c.response_b END AS chosen,
-    CASE WHEN (2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)
-         THEN c.response_b ELSE c.response_a END AS rejected,
+    CASE WHEN {_A_CHOSEN} THEN c.response_a ELSE c.response_b END AS chosen,
+    CASE WHEN {_A_CHOSEN} THEN c.response_b ELSE c.response_a END AS rejected,
+    CASE WHEN {_A_CHOSEN} THEN c.response_a_turns ELSE c.response_b_turns END AS chosen_turns,
+    CASE WHEN {_A_CHOSEN} THEN c.response_b_turns ELSE c.response_a_turns END AS rejected_turns,
     greatest(a.votes_first, a.n_votes - a.votes_first) / a.n_votes AS p_chosen,
     a.n_votes, a.ties,
     CASE WHEN 2 * a.votes_first >= a.n_votes THEN a.margin_first ELSE -a.margin_first END AS margin,
     2 * a.votes_first = a.n_votes AS conflict,
     a.source, a.category,
-    '{split}' AS split
+    '{{split}}' AS split
 FROM aggregated a JOIN comparisons c ON c.comparison_id = a.representative
-WHERE {split_of} = '{split}' AND {keep}
+WHERE {{split_of}} = '{{split}}' AND {{keep}}
 ORDER BY a.pair_id
 """
 

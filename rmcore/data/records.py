@@ -1,6 +1,7 @@
 """What readers produce: parsed judgments, rankings and rejections, before identity and storage."""
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
@@ -49,8 +50,12 @@ class Message:
 class Judgment:
     """One human judgment: which of two responses to `prompt` is better.
 
-    `strength` is a graded preference (e.g. 1 = slightly, 2 = clearly better), None if the
-    source does not grade. `source`, when None, is the file's default source.
+    A response is the final assistant reply (`response_a`), preceded in a multi-turn conversation by
+    the turns after the shared prompt that lead to it (`response_a_turns`: assistant, user, ...; empty
+    for a single reply). `strength` is a graded preference (e.g. 1 = slightly, 2 = clearly better),
+    None if the source does not grade. `source`, when None, is the file's default source.
+    `attributes` keeps what a source says beyond that (the responses' models, a tie's kind, safety
+    flags), as text.
     """
 
     prompt: tuple[Message, ...]
@@ -61,6 +66,9 @@ class Judgment:
     annotator: str | None = None
     category: str | None = None
     source: str | None = None
+    response_a_turns: tuple[Message, ...] = ()
+    response_b_turns: tuple[Message, ...] = ()
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +81,7 @@ class Ranking:
     annotator: str | None = None
     category: str | None = None
     source: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 Parsed = Judgment | Ranking

@@ -4,14 +4,21 @@ comparisons  one row per accepted human judgment (texts as they arrived; ids fro
 rejects      one row per quarantined raw row, with the reason and the raw text
 rankings     one row per accepted ranking of K >= 2 responses (its pairs are comparisons too)
 pairs        one row per unique (prompt, chosen, rejected) after vote aggregation, with its split
+
+A response is its final reply (`response_a`, `chosen`) and, in a multi-turn comparison, the turns
+between the shared prompt and that reply (`response_a_turns`, `chosen_turns`; empty otherwise).
+`attributes` keeps a source's own fields (the responses' models, safety flags) as text.
+
+Version 2 added the turns and attributes.
 """
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+ATTRIBUTES = pa.map_(pa.string(), pa.string())
 
 COMPARISONS = pa.schema(
     [
@@ -23,11 +30,14 @@ COMPARISONS = pa.schema(
         ("response_b", pa.string()),
         ("response_a_id", pa.string()),
         ("response_b_id", pa.string()),
+        ("response_a_turns", MESSAGES),
+        ("response_b_turns", MESSAGES),
         ("label", pa.string()),
         ("strength", pa.float64()),
         ("annotator", pa.string()),
         ("source", pa.string()),
         ("category", pa.string()),
+        ("attributes", ATTRIBUTES),
         ("ranking_id", pa.string()),
         ("raw_file", pa.string()),
         ("raw_row", pa.int64()),
@@ -46,6 +56,7 @@ RANKINGS = pa.schema(
         ("annotator", pa.string()),
         ("source", pa.string()),
         ("category", pa.string()),
+        ("attributes", ATTRIBUTES),
         ("raw_file", pa.string()),
         ("raw_row", pa.int64()),
         ("ingested_at", TIMESTAMP),
@@ -71,6 +82,8 @@ PAIRS = pa.schema(
         ("prompt", MESSAGES),
         ("chosen", pa.string()),
         ("rejected", pa.string()),
+        ("chosen_turns", MESSAGES),
+        ("rejected_turns", MESSAGES),
         ("p_chosen", pa.float64()),
         ("n_votes", pa.int64()),
         ("ties", pa.int64()),

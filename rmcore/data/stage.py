@@ -36,7 +36,7 @@ from rmcore.data.containers import (
 )
 from rmcore.data.formats import Format, detected, formats
 from rmcore.data.lake import Lake
-from rmcore.data.normalize import digest, pair_id, prompt_id, text_id
+from rmcore.data.normalize import digest, pair_id, prompt_id, response_id, text_id
 from rmcore.data.records import Judgment, Label, Message, Ranking, RowRejected
 from rmcore.data.validate import check
 
@@ -72,7 +72,8 @@ def staging_dir(
     lake: Lake, content_hash: str, config: IngestConfig, fmt_name: str | None, source: str | None
 ) -> Path:
     """Where one file is staged: named by its content and everything that shapes its staging."""
-    key = digest(f"{content_hash}\x1f{config.model_dump_json()}\x1f{fmt_name}\x1f{source}")
+    shape = f"{schemas.SCHEMA_VERSION}\x1f{config.model_dump_json()}\x1f{fmt_name}\x1f{source}"
+    key = digest(f"{content_hash}\x1f{shape}")
     return lake.root / "staging" / key
 
 
@@ -133,6 +134,15 @@ def _pairs_of(ranks: tuple[int, ...]) -> Iterator[tuple[int, int, Label]]:
             yield i, j, "a" if ranks[i] < ranks[j] else "b" if ranks[i] > ranks[j] else "tie"
 
 
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One response of a comparison as staged: its final reply, its id and its leading turns."""
+
+    reply: str
+    id: str
+    turns: list[dict[str, str]]
+
+
 @dataclass
 class _Stager:
     """Writes one chunk's staged tables and counts what went where."""
@@ -181,9 +191,14 @@ class _Stager:
         """Check every item of one row, then stage them all (a row is accepted whole or not at all)."""
         checked = []
         for item in items:
-            responses = (item.response_a, item.response_b) if isinstance(item, Judgment) else item.responses
-            response_ids = [text_id(r) for r in responses]
-            check([m.content for m in item.prompt], responses, response_ids, self.max_chars)
+            if isinstance(item, Judgment):
+                turns = (item.response_a_turns, item.response_b_turns)
+                responses: tuple[str, ...] = (item.response_a, item.response_b)
+                response_ids = [response_id(t, r) for t, r in zip(turns, responses, strict=True)]
+                leading = [[m.content for m in t] for t in turns]
+            else:
+                responses, response_ids, leading = item.responses, [text_id(r) for r in item.responses], []
+            check([m.content for m in item.prompt], responses, response_ids, self.max_chars, leading)
             checked.append((item, response_ids))
         self.accepted += 1
         for item, response_ids in checked:
@@ -195,8 +210,8 @@ class _Stager:
                     item,
                     prompt,
                     prompt_key,
-                    (item.response_a, item.response_b),
-                    (response_ids[0], response_ids[1]),
+                    _Side(item.response_a, response_ids[0], _messages(item.response_a_turns)),
+                    _Side(item.response_b, response_ids[1], _messages(item.response_b_turns)),
                     item.label,
                     item.strength,
                     None,
@@ -209,8 +224,8 @@ class _Stager:
                     item,
                     prompt,
                     prompt_key,
-                    (item.responses[i], item.responses[j]),
-                    (response_ids[i], response_ids[j]),
+                    _Side(item.responses[i], response_ids[i], []),
+                    _Side(item.responses[j], response_ids[j], []),
                     label,
                     None,
                     ranking_key,
@@ -222,13 +237,13 @@ class _Stager:
         item: Judgment | Ranking,
         prompt: list[dict[str, str]],
         prompt_key: str,
-        texts: tuple[str, str],
-        ids: tuple[str, str],
+        a: "_Side",
+        b: "_Side",
         label: Label,
         strength: float | None,
         ranking_id: str | None,
     ) -> None:
-        a_id, b_id = ids
+        a_id, b_id = a.id, b.id
         pair = pair_id(prompt_key, a_id, b_id)
         canonical = label if a_id <= b_id else FLIPPED[label]
         key = digest(f"{pair}\x1f{canonical}\x1f{strength}\x1f{item.annotator or ''}")
@@ -242,15 +257,18 @@ class _Stager:
                 pair,
                 prompt_key,
                 prompt,
-                texts[0],
-                texts[1],
+                a.reply,
+                b.reply,
                 a_id,
                 b_id,
+                a.turns,
+                b.turns,
                 label,
                 strength,
                 item.annotator,
                 item.source or self.source,
                 item.category,
+                dict(item.attributes),
                 ranking_id,
                 self.raw_file,
                 row,
@@ -276,6 +294,7 @@ class _Stager:
                     item.annotator,
                     item.source or self.source,
                     item.category,
+                    dict(item.attributes),
                     self.raw_file,
                     row,
                     self.now,
@@ -326,7 +345,7 @@ def _unknown_format(path: Path, value: dict[str, object], names: Iterable[str]) 
 
 def _stage_chunk(job: _Job, rows: Iterable[RawRecord]) -> ChunkCounts:
     """Stage one chunk of rows into `<table>-<chunk>.parquet` files; its counts."""
-    known = formats(job.config.include_synthetic)
+    known = formats(job.config)
     fmt: Format | None = known[job.fmt_name] if job.fmt_name else None
     stager = _Stager(
         job.directory,
@@ -426,7 +445,7 @@ def workers(config: IngestConfig) -> int:
 
 def _first_format(path: Path, config: IngestConfig) -> str:
     """The format of a file, detected from its first decodable record."""
-    known = formats(config.include_synthetic)
+    known = formats(config)
     for raw in records(path, "jsonl"):
         if raw.value is not None:
             fmt = detected(raw.value, known)

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 
+from rmcore.config import IngestConfig
 from rmcore.data.formats import (
     FORMAT_NAMES,
     detected,
@@ -399,7 +400,7 @@ def test_oasst_synthetic_tree_is_quarantined_unless_asked_for() -> None:
     assert reason_of(oasst.parse, tree) == Reason.SYNTHETIC
     assert reason_of(formats()["oasst"].parse, tree) == Reason.SYNTHETIC
     # when synthetic trees are included, then its two rankings come out
-    assert len(formats(include_synthetic=True)["oasst"].parse(tree)) == 2
+    assert len(formats(IngestConfig(include_synthetic=True))["oasst"].parse(tree)) == 2
 
 
 @pytest.mark.parametrize(

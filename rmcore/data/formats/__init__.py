@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from rmcore.config import IngestConfig
 from rmcore.data.formats import hh, llmbar, oasst, pairwise, panda, prometheus, ranking, tulu
 from rmcore.data.records import Parsed
 
@@ -24,12 +25,14 @@ class Format:
     parse: Callable[[Record], list[Parsed]]
 
 
-def formats(include_synthetic: bool = False) -> dict[str, Format]:
-    """Every known format by name, in detection order."""
+def formats(options: IngestConfig | None = None) -> dict[str, Format]:
+    """Every known format by name, in detection order; `options` sets the readers' choices."""
+    options = options or IngestConfig()
+    oasst_parse = partial(oasst.parse, include_synthetic=options.include_synthetic)
     return {
         f.name: f
         for f in (
-            Format("oasst", oasst.is_oasst, partial(oasst.parse, include_synthetic=include_synthetic)),
+            Format("oasst", oasst.is_oasst, oasst_parse),
             Format("pandalm", panda.is_pandalm, panda.parse),
             Format("tulu", tulu.is_tulu, tulu.parse),
             Format("prometheus", prometheus.is_prometheus, prometheus.parse),

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from rmcore.data import fields
-from rmcore.data.formats.pairwise import judgment, shared_context
+from rmcore.data.conversations import split_shared
+from rmcore.data.formats.pairwise import judgment
 from rmcore.data.records import Message, Parsed, Reason, RowRejected
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -43,10 +44,10 @@ def transcript(text: str, name: str) -> tuple[Message, ...]:
 
 def parse(record: Mapping[str, Any]) -> list[Parsed]:
     """One judgment: the chosen transcript's last reply over the rejected one's."""
-    prompt, chosen, rejected = shared_context(
+    pair = split_shared(
         transcript(fields.text(record, "chosen"), "chosen"),
         transcript(fields.text(record, "rejected"), "rejected"),
     )
-    if any(not message.content for message in prompt):
+    if any(not message.content for message in pair.prompt + pair.turns_a + pair.turns_b):
         raise RowRejected(Reason.EMPTY_TEXT, "a prompt turn is empty")
-    return [judgment(record, prompt, chosen, rejected, "a")]
+    return [judgment(record, pair, "a")]

@@ -4,13 +4,17 @@ TRL explicit:  {"prompt", "chosen", "rejected"}, each text or a message list.
 TRL implicit:  {"chosen", "rejected"} as full conversations; the prompt is their shared context.
 Labelled:      {"prompt", "response_a", "response_b", "label": a|b|tie}.
 All take optional `annotator`, `source`, `category` and `margin` (a graded strength).
+
+Conversations may differ from an earlier assistant turn on (multi-turn chosen / rejected); an empty
+prompt with both responses written as transcripts takes the prompt from them (rmcore.data.conversations).
 """
 
 from collections.abc import Mapping
 from typing import Any
 
 from rmcore.data import fields
-from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
+from rmcore.data.conversations import Continuations, prompt_and_responses, split_shared
+from rmcore.data.records import Judgment, Label, Message, Parsed
 
 
 def is_trl(record: Mapping[str, Any]) -> bool:
@@ -25,72 +29,47 @@ def is_labelled(record: Mapping[str, Any]) -> bool:
     return {"prompt", "response_a", "response_b", "label"} <= record.keys()
 
 
-def judgment(
-    record: Mapping[str, Any],
-    prompt: tuple[Message, ...],
-    response_a: str,
-    response_b: str,
-    label: Label,
-) -> Judgment:
-    """A judgment carrying the record's optional annotator, source, category and margin."""
+def judgment(record: Mapping[str, Any], pair: Continuations, label: Label) -> Judgment:
+    """A judgment of two continuations, with the record's optional annotator, source, category and margin."""
     return Judgment(
-        prompt=prompt,
-        response_a=response_a,
-        response_b=response_b,
+        prompt=pair.prompt,
+        response_a=pair.reply_a,
+        response_b=pair.reply_b,
         label=label,
         strength=fields.optional_number(record, "margin"),
         annotator=fields.optional_str(record, "annotator"),
         category=fields.optional_str(record, "category"),
         source=fields.optional_str(record, "source"),
+        response_a_turns=pair.turns_a,
+        response_b_turns=pair.turns_b,
     )
 
 
 def parse_trl(record: Mapping[str, Any]) -> list[Parsed]:
     """One judgment: chosen over rejected."""
-    if "prompt" in record:
-        prompt = fields.messages(fields.present(record, "prompt"), "prompt")
-        chosen_context, chosen = _response(record, "chosen")
-        rejected_context, rejected = _response(record, "rejected")
-        if chosen_context != rejected_context:
-            raise RowRejected(Reason.PROMPT_MISMATCH, "chosen and rejected continue different turns")
-        prompt = prompt + chosen_context
+    if "prompt" not in record:
+        pair = split_shared(_conversation(record, "chosen"), _conversation(record, "rejected"))
+    elif all(isinstance(record.get(name), str) for name in ("prompt", "chosen", "rejected")):
+        pair = prompt_and_responses(record, "prompt", "chosen", "rejected")
     else:
-        prompt, chosen, rejected = shared_context(
-            fields.messages(fields.present(record, "chosen"), "chosen"),
-            fields.messages(fields.present(record, "rejected"), "rejected"),
-        )
-    return [judgment(record, prompt, chosen, rejected, "a")]
+        prompt = fields.messages(fields.present(record, "prompt"), "prompt")
+        pair = split_shared(prompt + _reply(record, "chosen"), prompt + _reply(record, "rejected"))
+    return [judgment(record, pair, "a")]
 
 
 def parse_labelled(record: Mapping[str, Any]) -> list[Parsed]:
     """One judgment with an explicit a / b / tie label."""
-    return [
-        judgment(
-            record,
-            fields.messages(fields.present(record, "prompt"), "prompt"),
-            fields.text(record, "response_a"),
-            fields.text(record, "response_b"),
-            fields.label(record),
-        )
-    ]
+    pair = prompt_and_responses(record, "prompt", "response_a", "response_b")
+    return [judgment(record, pair, fields.label(record))]
 
 
-def shared_context(
-    chosen: tuple[Message, ...], rejected: tuple[Message, ...]
-) -> tuple[tuple[Message, ...], str, str]:
-    """(prompt, chosen reply, rejected reply) from two full conversations with one context."""
-    chosen_context, chosen_reply = fields.split_last_turn(chosen, "chosen")
-    rejected_context, rejected_reply = fields.split_last_turn(rejected, "rejected")
-    if chosen_context != rejected_context:
-        raise RowRejected(Reason.PROMPT_MISMATCH, "chosen and rejected have different prompts")
-    if not chosen_context:
-        raise RowRejected(Reason.MISSING_FIELD, "conversation has no prompt before the reply")
-    return chosen_context, chosen_reply, rejected_reply
+def _conversation(record: Mapping[str, Any], name: str) -> tuple[Message, ...]:
+    return fields.messages(fields.present(record, name), name)
 
 
-def _response(record: Mapping[str, Any], name: str) -> tuple[tuple[Message, ...], str]:
-    """A response given as text, or as messages ending in the assistant reply."""
+def _reply(record: Mapping[str, Any], name: str) -> tuple[Message, ...]:
+    """A response given as text (one assistant reply) or as the messages that continue the prompt."""
     value = fields.present(record, name)
     if isinstance(value, str):
-        return (), fields.nonempty(value, name)
-    return fields.split_last_turn(fields.messages(value, name), name)
+        return (Message("assistant", fields.nonempty(value, name)),)
+    return fields.messages(value, name)
