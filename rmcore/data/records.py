@@ -7,6 +7,8 @@ from typing import Literal
 
 Label = Literal["a", "b", "tie"]
 ROLES = frozenset({"system", "user", "assistant"})
+MODEL_LABELLED = "model-labelled"
+"""The category of judgments a model made, not people (Nectar, UltraFeedback): a team can leave them out."""
 
 
 class Reason(StrEnum):
