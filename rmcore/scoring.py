@@ -25,16 +25,24 @@ __all__ = ["TrainedModel", "load_trained", "read_rows", "score_file", "score_row
 
 
 def scoring_inputs(rows: Iterable[Mapping[str, Any]]) -> tuple[list[list[dict[str, str]]], list[str]]:
-    """(prompt messages, response) of each row: a prompt is a text (one user message) or a message
-    list, a response a non-empty text. ValueError naming the row (0-based) otherwise."""
+    """(context messages, final reply) of each row. A prompt is a text (one user message) or a message
+    list (a conversation so far); a response is a non-empty text, or the messages that continue the
+    prompt up to the final assistant reply (a multi-turn response, as pair files carry them: its
+    leading turns join the context). ValueError naming the row (0-based) otherwise."""
     prompts, responses = [], []
     for index, row in enumerate(rows):
         try:
             messages = fields.messages(fields.present(row, "prompt"), "prompt")
-            responses.append(fields.text(row, "response"))
+            response = fields.present(row, "response")
+            if isinstance(response, str):
+                reply = fields.nonempty(response, "response")
+            else:
+                leading, reply = fields.split_last_turn(fields.messages(response, "response"), "response")
+                messages += leading
         except RowRejected as why:
             raise ValueError(f"row {index}: {why.detail}") from why
         prompts.append([{"role": m.role, "content": m.content} for m in messages])
+        responses.append(reply)
     return prompts, responses
 
 

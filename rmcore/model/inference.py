@@ -92,11 +92,26 @@ def pair_token_ids(
     rm: RewardModel, pairs: pa.Table, same_cut: bool = False
 ) -> tuple[list[list[int]], list[list[int]]]:
     """Token ids of every pair's (prompt, chosen) and (prompt, rejected), each prompt rendered once;
-    with `same_cut`, each prompt cut alike for all its responses (`rmcore.model.tokenize`)."""
-    prompts = pairs.column("prompt").to_pylist()
+    with `same_cut`, each prompt cut alike for all its responses (`rmcore.model.tokenize`).
+
+    A multi-turn response is read after its leading turns: the sequence renders the prompt, the turns
+    and the final reply, and truncation cuts the conversation from the left, never the final reply
+    while anything before it is left."""
+    contexts = response_contexts(pairs, "chosen") + response_contexts(pairs, "rejected")
     responses = pairs.column("chosen").to_pylist() + pairs.column("rejected").to_pylist()
-    ids = encode_many(rm, prompts + prompts, responses, same_cut=same_cut)
-    return ids[: len(prompts)], ids[len(prompts) :]
+    ids = encode_many(rm, contexts, responses, same_cut=same_cut)
+    return ids[: pairs.num_rows], ids[pairs.num_rows :]
+
+
+def response_contexts(pairs: pa.Table, side: str) -> list[list[dict[str, str]]]:
+    """Each pair's prompt followed by the turns that lead to its `side` ("chosen" or "rejected")
+    reply; the prompt alone where the reply follows it directly (or in pair files written before
+    responses had turns)."""
+    prompts: list[list[dict[str, str]]] = pairs.column("prompt").to_pylist()
+    if f"{side}_turns" not in pairs.column_names:
+        return prompts
+    turns = pairs.column(f"{side}_turns").to_pylist()
+    return [prompt + (lead or []) for prompt, lead in zip(prompts, turns, strict=True)]
 
 
 @dataclass(frozen=True, kw_only=True)
