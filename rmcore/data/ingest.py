@@ -25,6 +25,7 @@ from rmcore.config import IngestConfig
 from rmcore.data.atomic import ParquetParts, publish, temporary_path
 from rmcore.data.containers import RawRecord, UnreadableFile
 from rmcore.data.duck import connect, parquet_list
+from rmcore.data.hub import HubDataset, hub_dataset
 from rmcore.data.lake import FileEntry, Lake, Manifest
 from rmcore.data.normalize import digest
 from rmcore.data.schemas import COMPARISONS, RANKINGS
@@ -139,24 +140,22 @@ def plan(lake: Lake, inputs: Iterable[str | Path]) -> Plan:
     return result
 
 
-def _hf_rows(dataset_id: str) -> Iterator[RawRecord]:
-    """Rows of a Hugging Face dataset (`owner/name` or `owner/name:split`), streamed."""
+def _hf_rows(dataset: HubDataset) -> Iterator[RawRecord]:
+    """Rows of a Hugging Face dataset's split, streamed."""
+    where = HF_PREFIX + dataset.name
     try:
         import datasets
     except ImportError:
         raise UnreadableFile(
-            HF_PREFIX + dataset_id,
-            "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`",
+            where, "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`"
         ) from None
-    name, _, split = dataset_id.partition(":")
     try:
-        stream = datasets.load_dataset(name, split=split or "train", streaming=True)
+        stream = datasets.load_dataset(dataset.name, dataset.config, split=dataset.split, streaming=True)
         for row, value in enumerate(stream, start=1):
             yield RawRecord(row, dict(value))
     except (OSError, ValueError, ConnectionError) as error:
         raise UnreadableFile(
-            HF_PREFIX + dataset_id,
-            f"cannot load from the Hugging Face hub (is this machine online?): {error}",
+            where, f"cannot load from the Hugging Face hub (is this machine online?): {error}"
         ) from error
 
 
@@ -171,8 +170,12 @@ def stage_input(
 ) -> StagedFile:
     """Stage one planned input, a local file or an `hf://` dataset id."""
     if name.startswith(HF_PREFIX):
-        rows = _hf_rows(name.removeprefix(HF_PREFIX))
-        return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name, source)
+        try:
+            dataset = hub_dataset(name.removeprefix(HF_PREFIX))
+        except ValueError as error:
+            raise UnreadableFile(name, str(error)) from None
+        rows = _hf_rows(dataset)
+        return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name or dataset.format, source)
     path = Path(name)
     size = path.stat().st_size
     progress = (lambda n: on_bytes(name, n, size)) if on_bytes else None
