@@ -254,6 +254,10 @@ def test_data_report_writes_json_and_markdown(
     assert report["conflicts"] == 2
     assert report["votes_per_pair"] == {"1": 2, "2": 1}
     assert report["prompts_in_several_splits"] == 0
+    assert report["rows_by_format"] == {
+        "labelled": {"files": 1, "rows_read": 7, "accepted": 5, "rejected": 2}
+    }
+    assert (report["multi_turn_pairs"], report["model_labelled_pairs"]) == (0, 0)
     assert report == {k: v for k, v in result.items() if k != "paths"}
     assert md_path.read_text(encoding="utf-8").startswith("# rmcore data report")
     # and without --json the markdown is printed, then where the JSON went

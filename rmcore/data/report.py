@@ -1,8 +1,8 @@
 """The data report: what the lake holds and what build-pairs made of it, as JSON and markdown.
 
-Counts by source, rejects by reason, pairs by split, the agreement histogram (p_chosen of
-pairs with two or more votes), the votes-per-pair and K (responses per ranking) distributions,
-and exact prompt overlap across sources.
+Rows by reader (format), counts by source, rejects by reason, pairs by split, multi-turn pairs and
+pairs a model labelled, the agreement histogram (p_chosen of pairs with two or more votes), the
+votes-per-pair and K (responses per ranking) distributions, and exact prompt overlap across sources.
 """
 
 import itertools
@@ -15,6 +15,7 @@ from rmcore.data.atomic import write_text
 from rmcore.data.duck import connect
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import pairs_dir
+from rmcore.data.records import MODEL_LABELLED
 from rmcore.data.splits import SPLITS
 
 AGREEMENT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
@@ -41,9 +42,17 @@ def data_report(lake: Lake) -> dict[str, Any]:
     )
     rejected: dict[str, int] = {}
     by_file = []
+    by_format: dict[str, dict[str, int]] = {}
     for entry in manifest.files:
         for reason, count in entry.rejected.items():
             rejected[reason] = rejected.get(reason, 0) + count
+        counts = by_format.setdefault(
+            entry.format, {"files": 0, "rows_read": 0, "accepted": 0, "rejected": 0}
+        )
+        counts["files"] += 1
+        counts["rows_read"] += entry.rows_read
+        counts["accepted"] += entry.accepted
+        counts["rejected"] += sum(entry.rejected.values())
         by_file.append(
             {
                 "path": entry.path,
@@ -91,6 +100,11 @@ def data_report(lake: Lake) -> dict[str, Any]:
         "rows_read": sum(e.rows_read for e in manifest.files),
         "accepted": sum(e.accepted for e in manifest.files),
         "rejected": dict(sorted(rejected.items())),
+        "rows_by_format": dict(sorted(by_format.items())),
+        "multi_turn_pairs": _rows(db, "SELECT count(*) FROM pairs WHERE len(chosen_turns) > 0")[0][0],
+        "model_labelled_pairs": _rows(db, f"SELECT count(*) FROM pairs WHERE category = '{MODEL_LABELLED}'")[
+            0
+        ][0],
         "comparisons_by_source": dict(
             _rows(db, "SELECT source, count(*) FROM comparisons GROUP BY 1 ORDER BY 1")
         ),
@@ -126,6 +140,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"Rows read {report['rows_read']}, accepted {report['accepted']}, "
         f"rejected {sum(report['rejected'].values())}. Conflicting pairs (p_chosen = 0.5): "
         f"{report['conflicts']}. Prompts in more than one split: {report['prompts_in_several_splits']}.",
+        f"Multi-turn pairs (responses that continue a conversation): {report['multi_turn_pairs']}. "
+        f"Pairs labelled by a model, not people ({MODEL_LABELLED}): {report['model_labelled_pairs']}.",
+        "",
+        "## Rows by reader",
+        "",
+        "| format | files | rows read | accepted | rejected |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {c['files']} | {c['rows_read']} | {c['accepted']} | {c['rejected']} |"
+            for name, c in report["rows_by_format"].items()
+        ),
         "",
     ]
     lines += table("Pairs by split", ("split", "pairs"), report["pairs_by_split"])

@@ -17,6 +17,7 @@ from rmcore.data.lake import Lake, Manifest
 from rmcore.data.normalize import response_id, text_id
 from rmcore.data.pairs import build_pairs
 from rmcore.data.records import Message, Reason, RowRejected
+from rmcore.data.report import data_report
 
 
 def user(text: str) -> Message:
@@ -228,6 +229,8 @@ def test_multi_turn_pairs_are_stored_voted_and_re_ingested_as_any_other(tmp_path
     same_reply = by_reply[("Sure.", "Sure.")]
     assert [m["content"] for m in same_reply["chosen_turns"]] == ["Where to?", "Rome"]
     assert [m["content"] for m in same_reply["rejected_turns"]] == ["How long?", "Rome"]
+    # and the data report counts the two multi-turn pairs
+    assert data_report(lake)["multi_turn_pairs"] == 2
     # and ingesting the file again adds nothing
     again = ingest(lake, [path], IngestConfig())
     assert again.new_comparisons == 0 and again.files_skipped == [str(path)]
