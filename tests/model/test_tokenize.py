@@ -11,10 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from rmcore.config import ModelConfig
+from rmcore.model.inference import response_contexts
 from rmcore.model.reward import build_reward_model
 from rmcore.model.tokenize import encode, encode_many, identical_after_truncation, plain_prompt_text
 
@@ -361,3 +363,33 @@ def test_bad_arguments_are_refused(byte_tokenizer: MakeTokenizer) -> None:
         encode(tok, _user("q"), "r", max_length=10, rendering="html")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="2 prompts but 1 responses"):
         encode_many(tok, [_user("q"), _user("q")], ["r"], max_length=10)
+
+
+# --- multi-turn responses ---
+
+
+def test_a_multi_turn_response_renders_whole_and_is_cut_from_the_left_keeping_its_final_reply(
+    byte_tokenizer: MakeTokenizer,
+) -> None:
+    # given a pair whose chosen side continues the prompt with its own first reply and a follow-up
+    tok = byte_tokenizer()
+    pairs = pa.table(
+        {
+            "prompt": [_user("Plan a trip")],
+            "chosen": ["Day 1: the Forum."],
+            "chosen_turns": [
+                [{"role": "assistant", "content": "Where to?"}, {"role": "user", "content": "Rome"}]
+            ],
+        }
+    )
+    (context,) = response_contexts(pairs, "chosen")
+    conversation = [*context, {"role": "assistant", "content": "Day 1: the Forum."}]
+    # when encoded with room for everything, then it is the chat template over the whole conversation
+    assert encode(tok, context, "Day 1: the Forum.", max_length=512) == _template(tok, conversation)
+    # when the room is short of the conversation, then its beginning goes and the final reply stays whole
+    whole = _template(tok, conversation)
+    cut = encode(tok, context, "Day 1: the Forum.", max_length=len(whole) - 20)
+    assert cut == whole[20:]
+    assert _text(tok, cut).endswith("Day 1: the Forum.<|im_end|>\n") and "Plan a trip" not in _text(tok, cut)
+    # and a file written before responses had turns reads as the prompt alone
+    assert response_contexts(pairs.drop_columns(["chosen_turns"]), "chosen") == [_user("Plan a trip")]
