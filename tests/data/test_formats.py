@@ -631,6 +631,18 @@ def test_prometheus_failure_modes(chosen: Any, rejected: str, reason: Reason) ->
 
 # ---------------------------------------------------------------- detection
 
+BATTLE: Record = {
+    "question_id": 81,
+    "model_a": "alpaca-13b",
+    "model_b": "gpt-3.5-turbo",
+    "winner": "tie (bothbad)",
+    "judge": "author_0",
+    "conversation_a": [msg("user", "Hi"), msg("assistant", "Hello!")],
+    "conversation_b": [msg("user", "Hi"), msg("assistant", "Go away.")],
+    "turn": 1,
+}
+"""An MT-Bench judgment; with a hex id, a language and a time stamp it is a Chatbot Arena battle."""
+
 SHAPES: dict[str, Record] = {
     "oasst": oasst_tree(),
     "pandalm": panda_row(),
@@ -640,6 +652,8 @@ SHAPES: dict[str, Record] = {
         "rejected_instruction": grading_prompt("t", "y"),
     },
     "llmbar": llmbar_row(1),
+    "mt_bench": BATTLE,
+    "arena": BATTLE | {"question_id": "58210e39b3fd", "language": "English", "tstamp": 1682351591.1322},
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

@@ -10,7 +10,17 @@ from functools import partial
 from typing import Any
 
 from rmcore.config import IngestConfig
-from rmcore.data.formats import hh, llmbar, oasst, pairwise, panda, prometheus, ranking, tulu
+from rmcore.data.formats import (
+    arena,
+    hh,
+    llmbar,
+    oasst,
+    pairwise,
+    panda,
+    prometheus,
+    ranking,
+    tulu,
+)
 from rmcore.data.records import Parsed
 
 Record = Mapping[str, Any]
@@ -37,6 +47,8 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("tulu", tulu.is_tulu, tulu.parse),
             Format("prometheus", prometheus.is_prometheus, prometheus.parse),
             Format("llmbar", llmbar.is_llmbar, llmbar.parse),
+            Format("mt_bench", arena.is_mt_bench, arena.parse),
+            Format("arena", arena.is_arena, arena.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
