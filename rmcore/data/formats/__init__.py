@@ -12,6 +12,7 @@ from typing import Any
 from rmcore.config import IngestConfig
 from rmcore.data.formats import (
     arena,
+    arena_csv,
     hh,
     llmbar,
     oasst,
@@ -49,6 +50,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("llmbar", llmbar.is_llmbar, llmbar.parse),
             Format("mt_bench", arena.is_mt_bench, arena.parse),
             Format("arena", arena.is_arena, arena.parse),
+            Format("arena_csv", arena_csv.is_arena_csv, arena_csv.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
