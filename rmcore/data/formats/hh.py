@@ -28,18 +28,23 @@ def is_hh(record: Mapping[str, Any]) -> bool:
     )
 
 
-def transcript(text: str, name: str) -> tuple[Message, ...]:
-    """The messages of one transcript; the final Assistant turn may not be empty."""
+def turns(text: str, name: str) -> tuple[Message, ...]:
+    """The messages of one transcript as written, empty turns included."""
     parts = _TURN.split(text)
     if parts[0].strip():
         raise RowRejected(Reason.MALFORMED, f"'{name}' has text before the first Human turn")
-    turns = tuple(
+    return tuple(
         Message(_ROLES[speaker], content.strip())
         for speaker, content in zip(parts[1::2], parts[2::2], strict=True)
     )
-    if not turns or not turns[-1].content:
+
+
+def transcript(text: str, name: str) -> tuple[Message, ...]:
+    """The messages of one transcript; the final Assistant turn may not be empty."""
+    messages = turns(text, name)
+    if not messages or not messages[-1].content:
         raise RowRejected(Reason.EMPTY_TEXT, f"'{name}' ends with an empty Assistant turn")
-    return turns
+    return messages
 
 
 def parse(record: Mapping[str, Any]) -> list[Parsed]:
