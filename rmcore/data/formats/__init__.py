@@ -13,6 +13,7 @@ from rmcore.config import IngestConfig
 from rmcore.data.formats import (
     arena,
     arena_csv,
+    helpsteer3,
     hh,
     llmbar,
     oasst,
@@ -51,6 +52,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("mt_bench", arena.is_mt_bench, arena.parse),
             Format("arena", arena.is_arena, arena.parse),
             Format("arena_csv", arena_csv.is_arena_csv, arena_csv.parse),
+            Format("helpsteer3", helpsteer3.is_helpsteer3, helpsteer3.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
