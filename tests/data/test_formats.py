@@ -674,6 +674,17 @@ SHAPES: dict[str, Record] = {
         "overall_preference": -2,
         "individual_preference": [{"score": -2, "reasoning": "@Response 1 is polite."}],
     },
+    "nectar": {
+        "prompt": "\n\nHuman: Hi\n\nAssistant:",
+        "answers": [
+            {"answer": "Hello!", "model": "gpt-4", "rank": 1.0},
+            {"answer": "Go away.", "model": "llama-2-7b-chat", "rank": 2.0},
+        ],
+        "turns": 1,
+        "num_responses": 2,
+        "source": ["anthropic-hh"],
+        "good_natured": True,
+    },
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),
