@@ -685,6 +685,17 @@ SHAPES: dict[str, Record] = {
         "source": ["anthropic-hh"],
         "good_natured": True,
     },
+    "ultrafeedback": {
+        "source": "sharegpt",
+        "instruction": "Hi",
+        "models": ["gpt-4", "alpaca-7b"],
+        "completions": [
+            {"model": "gpt-4", "fine-grained_score": 4.75, "overall_score": 8.0, "response": "Hello!"},
+            {"model": "alpaca-7b", "fine-grained_score": 1.5, "overall_score": 3.0, "response": "Go away."},
+        ],
+        "correct_answers": ["None"],
+        "incorrect_answers": ["None"],
+    },
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

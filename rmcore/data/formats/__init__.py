@@ -23,6 +23,7 @@ from rmcore.data.formats import (
     prometheus,
     ranking,
     tulu,
+    ultrafeedback,
 )
 from rmcore.data.records import Parsed
 
@@ -55,6 +56,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("arena_csv", arena_csv.is_arena_csv, arena_csv.parse),
             Format("helpsteer3", helpsteer3.is_helpsteer3, helpsteer3.parse),
             Format("nectar", nectar.is_nectar, nectar.parse),
+            Format("ultrafeedback", ultrafeedback.is_ultrafeedback, ultrafeedback.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
