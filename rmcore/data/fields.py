@@ -24,6 +24,14 @@ def text(record: Mapping[str, Any], name: str) -> str:
     return nonempty(present(record, name), name)
 
 
+def mapping(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """A required nested object (a JSON object, a Parquet struct)."""
+    value = present(record, name)
+    if not isinstance(value, Mapping):
+        raise RowRejected(Reason.NOT_AN_OBJECT, f"field '{name}' is {type(value).__name__}, not an object")
+    return value
+
+
 def nonempty(value: Any, name: str) -> str:
     """`value` checked to be a string with some non-whitespace content."""
     if not isinstance(value, str):
@@ -59,6 +67,15 @@ def optional_number(record: Mapping[str, Any], name: str) -> float | None:
     return number
 
 
+def number(record: Mapping[str, Any], name: str) -> float:
+    """A required finite number (a score)."""
+    present(record, name)
+    value = optional_number(record, name)
+    if value is None:
+        raise RowRejected(Reason.EMPTY_TEXT, f"field '{name}' is blank, not a number")
+    return value
+
+
 def number_code(value: Any) -> int | None:
     """A small integer code (a vote or label) from an int, a whole float or a digit string.
 
@@ -80,6 +97,21 @@ def label(record: Mapping[str, Any], name: str = "label") -> Label:
     if parsed is None:
         raise RowRejected(Reason.UNKNOWN_LABEL, f"field '{name}' is {value!r}, not a, b or tie")
     return parsed
+
+
+def coded_label(record: Mapping[str, Any], name: str, codes: Mapping[int, Label]) -> Label:
+    """A label given as a small integer code (e.g. 0 = first response better), by `codes`."""
+    value = present(record, name)
+    code = number_code(value)
+    if code is None or code not in codes:
+        accepted = " or ".join(str(c) for c in codes)
+        raise RowRejected(Reason.UNKNOWN_LABEL, f"field '{name}' is {value!r}, not {accepted}")
+    return codes[code]
+
+
+def attributes(values: Mapping[str, str | None]) -> dict[str, str]:
+    """A judgment's attributes: the named values a source gave (None ones left out)."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def role(value: Any) -> str:
