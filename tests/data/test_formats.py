@@ -720,6 +720,14 @@ def test_detection_picks_the_format_and_its_parser_accepts_the_record(name: str)
     assert fmt.parse(record)
 
 
+@pytest.mark.parametrize("name", list(SHAPES))
+def test_no_other_recogniser_claims_a_formats_typical_record(name: str) -> None:
+    # given a typical record of one format, then every other format's recogniser refuses it, so
+    # detection does not depend on the order for it
+    claimed = [f.name for f in formats().values() if f.name != name and f.matches(SHAPES[name])]
+    assert claimed == []
+
+
 @pytest.mark.parametrize(
     ("record", "name"),
     [
