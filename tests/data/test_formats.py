@@ -696,6 +696,7 @@ SHAPES: dict[str, Record] = {
         "correct_answers": ["None"],
         "incorrect_answers": ["None"],
     },
+    "shp": {"post_id": "p1", "history": "A post?", "human_ref_A": "x", "human_ref_B": "y", "labels": 1},
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

@@ -22,6 +22,7 @@ from rmcore.data.formats import (
     panda,
     prometheus,
     ranking,
+    shp,
     tulu,
     ultrafeedback,
 )
@@ -57,6 +58,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("helpsteer3", helpsteer3.is_helpsteer3, helpsteer3.parse),
             Format("nectar", nectar.is_nectar, nectar.parse),
             Format("ultrafeedback", ultrafeedback.is_ultrafeedback, ultrafeedback.parse),
+            Format("shp", shp.is_shp, shp.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
