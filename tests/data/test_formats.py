@@ -697,6 +697,13 @@ SHAPES: dict[str, Record] = {
         "incorrect_answers": ["None"],
     },
     "shp": {"post_id": "p1", "history": "A post?", "human_ref_A": "x", "human_ref_B": "y", "labels": 1},
+    "safe_rlhf": {
+        "prompt": "Hi",
+        "response_0": "x",
+        "response_1": "y",
+        "better_response_id": 0,
+        "safer_response_id": 1,
+    },
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

@@ -22,6 +22,7 @@ from rmcore.data.formats import (
     panda,
     prometheus,
     ranking,
+    safe_rlhf,
     shp,
     tulu,
     ultrafeedback,
@@ -44,6 +45,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
     """Every known format by name, in detection order; `options` sets the readers' choices."""
     options = options or IngestConfig()
     oasst_parse = partial(oasst.parse, include_synthetic=options.include_synthetic)
+    safe_rlhf_parse = partial(safe_rlhf.parse, preference=options.safe_rlhf_preference)
     return {
         f.name: f
         for f in (
@@ -59,6 +61,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("nectar", nectar.is_nectar, nectar.parse),
             Format("ultrafeedback", ultrafeedback.is_ultrafeedback, ultrafeedback.parse),
             Format("shp", shp.is_shp, shp.parse),
+            Format("safe_rlhf", safe_rlhf.is_safe_rlhf, safe_rlhf_parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
