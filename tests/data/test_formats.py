@@ -704,6 +704,7 @@ SHAPES: dict[str, Record] = {
         "better_response_id": 0,
         "safer_response_id": 1,
     },
+    "summarize": {"info": {"post": "A post."}, "summaries": [{"text": " x"}, {"text": " y"}], "choice": 0},
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

@@ -24,6 +24,7 @@ from rmcore.data.formats import (
     ranking,
     safe_rlhf,
     shp,
+    summarize,
     tulu,
     ultrafeedback,
 )
@@ -62,6 +63,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("ultrafeedback", ultrafeedback.is_ultrafeedback, ultrafeedback.parse),
             Format("shp", shp.is_shp, shp.parse),
             Format("safe_rlhf", safe_rlhf.is_safe_rlhf, safe_rlhf_parse),
+            Format("summarize", summarize.is_summarize, summarize.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
