@@ -705,6 +705,13 @@ SHAPES: dict[str, Record] = {
         "safer_response_id": 1,
     },
     "summarize": {"info": {"post": "A post."}, "summaries": [{"text": " x"}, {"text": " y"}], "choice": 0},
+    "webgpt": {
+        "question": {"full_text": "Why?"},
+        "answer_0": "x",
+        "answer_1": "y",
+        "score_0": 1,
+        "score_1": -1,
+    },
     "ranking": ranked(),
     "hh": {"chosen": HH_CHOSEN, "rejected": HH_REJECTED},
     "labelled": labelled(),

@@ -27,6 +27,7 @@ from rmcore.data.formats import (
     summarize,
     tulu,
     ultrafeedback,
+    webgpt,
 )
 from rmcore.data.records import Parsed
 
@@ -64,6 +65,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
             Format("shp", shp.is_shp, shp.parse),
             Format("safe_rlhf", safe_rlhf.is_safe_rlhf, safe_rlhf_parse),
             Format("summarize", summarize.is_summarize, summarize.parse),
+            Format("webgpt", webgpt.is_webgpt, webgpt.parse),
             Format("ranking", ranking.is_ranking, ranking.parse),
             Format("hh", hh.is_hh, hh.parse),
             Format("labelled", pairwise.is_labelled, pairwise.parse_labelled),
