@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
+from lake_rows import counts
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.formats import detected, formats
@@ -41,15 +42,7 @@ class Ingested:
 
     def counts(self, result: IngestSummary | None = None) -> dict[str, Any]:
         """An ingest's counts (this one's by default), checking rows_read = accepted + rejected."""
-        result = result or self.result
-        assert result.rows_read == result.accepted + sum(result.rejected.values())
-        return {
-            "rows_read": result.rows_read,
-            "accepted": result.accepted,
-            "rejected": result.rejected,
-            "new_comparisons": result.new_comparisons,
-            "duplicates": result.duplicates,
-        }
+        return counts(result or self.result)
 
     def pair_rows(self) -> list[dict[str, Any]]:
         """Every pair row of every split, as (prompt's last message, then PAIR_FIELDS) dicts, sorted."""

@@ -7,12 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
+from lake_rows import comparisons, counts, write_jsonl
 
 from rmcore.config import IngestConfig
-from rmcore.data.ingest import IngestSummary, ingest
+from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 
 
@@ -21,30 +19,6 @@ def vote(prompt: str, a: str, b: str, label: str, annotator: str | None = None, 
     if annotator is not None:
         row["annotator"] = annotator
     return row
-
-
-def write_jsonl(path: Path, rows: list[dict | bytes]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join((r if isinstance(r, bytes) else orjson.dumps(r)) + b"\n" for r in rows))
-    return path
-
-
-def comparisons(lake: Lake) -> list[dict[str, Any]]:
-    """Every committed comparison row."""
-    parts = lake.parts("comparisons")
-    return pa.concat_tables([pq.read_table(p) for p in parts]).to_pylist() if parts else []
-
-
-def counts(result: IngestSummary) -> dict[str, Any]:
-    """The summary's counts, with the invariant rows_read = accepted + rejected checked."""
-    assert result.rows_read == result.accepted + sum(result.rejected.values())
-    return {
-        "rows_read": result.rows_read,
-        "accepted": result.accepted,
-        "rejected": result.rejected,
-        "new_comparisons": result.new_comparisons,
-        "duplicates": result.duplicates,
-    }
 
 
 def test_duplicates_within_one_file(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_dedup import comparisons, counts
+from lake_rows import comparisons, counts
 from test_formats import SHAPES, reason_of
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig

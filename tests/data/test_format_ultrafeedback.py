@@ -6,7 +6,7 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 import pytest
-from test_dedup import comparisons, counts, write_jsonl
+from lake_rows import comparisons, counts, write_jsonl
 from test_formats import SHAPES, reason_of
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
