@@ -58,6 +58,9 @@ class PairsConfig(Strict):
 
     drop_conflicts: bool = False
     """Leave out pairs whose votes are split evenly (p_chosen = 0.5); they are always flagged."""
+    aggregate: Literal["votes", "dawid-skene"] = "votes"
+    """How a pair's judgments become its label: vote shares, or the Dawid-Skene posterior, which weighs
+    each annotator by the reliability the model estimates from all of a source's judgments."""
 
 
 class DataConfig(Strict):
