@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rmcore.data import fields
-from rmcore.data.formats import hh
+from rmcore.data.formats.hh import turns as transcript_turns
 from rmcore.data.records import MODEL_LABELLED, Message, Parsed, Ranking, Reason, RowRejected
 
 LABELLER = "gpt-4"
@@ -55,7 +55,7 @@ def model_attributes(items: Sequence[Mapping[str, Any]], source: str | None) -> 
 
 def prompt(text: str) -> tuple[Message, ...]:
     """The prompt's turns, without the empty Assistant turn it ends with."""
-    turns = hh.turns("\n\n" + text.lstrip(), "prompt")
+    turns = transcript_turns("\n\n" + text.lstrip(), "prompt")
     if turns and turns[-1].role == "assistant" and not turns[-1].content:
         turns = turns[:-1]
     if not turns:
