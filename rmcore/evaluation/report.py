@@ -17,39 +17,34 @@ and rejected response ((n,) each), the pair table they came from and `pair_metri
   HTML file from a blob URL in a sandboxed iframe, where images referenced by relative name do not load);
 - report.md: `report_markdown(metrics)` under `title`, with links to the PNG files.
 
-Figures are `matplotlib.figure.Figure` objects drawn by the Agg canvas (no pyplot, no global state), at a
+Figures are `matplotlib.figure.Figure` objects drawn by the Agg canvas (rmcore.data.figures), at a
 fixed size and 100 dpi. A plot without data (an empty table, no decided pair) says so instead of failing.
 """
 
 import base64
 import html
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rmcore.data.atomic import replacing, write_text
+from rmcore.data.atomic import write_text
+from rmcore.data.figures import BAR_COLOR, new_figure, no_data, png_bytes, short_label, write_bytes
 from rmcore.evaluation.markdown import number, percent, report_markdown
 from rmcore.evaluation.metrics import char_lengths, pearson
 
-DPI = 100
 CHOSEN_COLOR = "#1f77b4"
 REJECTED_COLOR = "#d62728"
-BAR_COLOR = "#4c72b0"
 LABEL_BOX = {"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1.0}
 """Background of a value written over lines."""
 MAX_SOURCES = 20
 """At most this many sources are drawn, the largest by decided pairs."""
 MAX_POINTS = 2000
 """At most this many pairs are drawn in the length scatter (PNG size, overplotting)."""
-MAX_LABEL = 28
-"""Group names longer than this are cut, with an ellipsis."""
 
 PLOTS = {
     "reliability.png": "Reliability diagram: the model's mean probability that a response wins (sigmoid of "
@@ -73,31 +68,6 @@ def _pairs(n: int) -> str:
     return f"{n} pair" if n == 1 else f"{n} pairs"
 
 
-def _label(name: str) -> str:
-    return name if len(name) <= MAX_LABEL else name[: MAX_LABEL - 1] + "…"
-
-
-def _figure(width: float, height: float) -> Figure:
-    """An empty figure of fixed size in inches, with the Agg canvas attached."""
-    figure = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _no_data(ax: Axes, why: str) -> None:
-    """Mark an axes as empty: the reason in its middle, no ticks."""
-    ax.text(0.5, 0.5, f"no data: {why}", ha="center", va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def png_bytes(figure: Figure) -> bytes:
-    """The figure encoded as PNG at `DPI`."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
-
-
 # ---------------------------------------------------------------------------------------------
 # The plots
 
@@ -107,11 +77,11 @@ def reliability_figure(metrics: dict[str, Any]) -> Figure:
     outcome (a point on the diagonal is calibrated), with the bin counts as bars on a second axis."""
     calibration = metrics["calibration"]
     table = [row for row in calibration["table"] if row["count"]]
-    figure = _figure(6.4, 5.0)
+    figure = new_figure(6.4, 5.0)
     ax = figure.add_subplot()
     ax.set_title(f"Reliability of sigmoid(r_a - r_b)\nECE = {number(calibration['ece'], 3)}")
     if not table:
-        _no_data(ax, "no pairs")
+        no_data(ax, "no pairs")
         return figure
     counts = ax.twinx()
     width = 1.0 / calibration["bins"]
@@ -146,11 +116,11 @@ def reliability_figure(metrics: dict[str, Any]) -> Figure:
 
 def reward_hist_figure(chosen: np.ndarray, rejected: np.ndarray) -> Figure:
     """Histograms of chosen (n,) and rejected (n,) rewards over the same bins, each mean a dashed line."""
-    figure = _figure(7.0, 4.5)
+    figure = new_figure(7.0, 4.5)
     ax = figure.add_subplot()
     ax.set_title(f"Rewards of chosen and rejected responses ({_pairs(chosen.size)})")
     if chosen.size == 0:
-        _no_data(ax, "no pairs")
+        no_data(ax, "no pairs")
         return figure
     rewards = np.concatenate([chosen, rejected])
     edges = np.histogram_bin_edges(rewards, bins="auto")
@@ -175,7 +145,7 @@ def _accuracy_bars(ax: Axes, groups: dict[str, dict[str, Any]], overall: float |
     decided = [groups[name]["n_decided"] for name in names]
     ax.set_xlabel(xlabel)
     if not any(decided):
-        _no_data(ax, "no decided pairs")
+        no_data(ax, "no decided pairs")
         return
     accuracy = [groups[name]["accuracy"] or 0.0 for name in names]
     positions = np.arange(len(names))
@@ -187,7 +157,7 @@ def _accuracy_bars(ax: Axes, groups: dict[str, dict[str, Any]], overall: float |
     if overall is not None:
         ax.axhline(overall, color="black", linestyle="--", linewidth=1.2, label=f"overall {percent(overall)}")
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1.0, label="chance")
-    ax.set_xticks(positions, [_label(name) for name in names])
+    ax.set_xticks(positions, [short_label(name) for name in names])
     ax.set_ylim(0, 1.25)
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("accuracy (decided pairs)")
@@ -196,7 +166,7 @@ def _accuracy_bars(ax: Axes, groups: dict[str, dict[str, Any]], overall: float |
 
 def accuracy_by_agreement_figure(metrics: dict[str, Any]) -> Figure:
     """Accuracy per n_votes group (left) and per p_chosen group (right), conflicts left out (a caption)."""
-    figure = _figure(10.0, 4.6)
+    figure = new_figure(10.0, 4.6)
     left, right = figure.subplots(1, 2, sharey=True)
     figure.suptitle("Accuracy by annotator agreement")
     _accuracy_bars(left, metrics["by_n_votes"], metrics["accuracy"], "votes on the pair")
@@ -217,12 +187,12 @@ def accuracy_by_source_figure(metrics: dict[str, Any]) -> Figure:
     groups = metrics["by_source"]
     ranked = sorted(groups, key=lambda name: (-groups[name]["n_decided"], name))
     shown = ranked[:MAX_SOURCES]
-    figure = _figure(8.0, 4.8)
+    figure = new_figure(8.0, 4.8)
     ax = figure.add_subplot()
     more = f" (the {MAX_SOURCES} largest of {len(ranked)})" if len(ranked) > MAX_SOURCES else ""
     ax.set_title(f"Accuracy by source{more}")
     if not any(groups[name]["n_decided"] for name in shown):
-        _no_data(ax, "no decided pairs")
+        no_data(ax, "no decided pairs")
         return figure
     positions = np.arange(len(shown))[::-1]
     accuracy = [groups[name]["accuracy"] or 0.0 for name in shown]
@@ -235,7 +205,7 @@ def accuracy_by_source_figure(metrics: dict[str, Any]) -> Figure:
         metrics["accuracy"], color="black", linestyle="--", label=f"overall {percent(metrics['accuracy'])}"
     )
     ax.axvline(0.5, color="0.6", linestyle=":", label="chance")
-    ax.set_yticks(positions, [_label(name) for name in shown])
+    ax.set_yticks(positions, [short_label(name) for name in shown])
     ax.set_xlim(0, 1.3)
     ax.set_xticks(np.linspace(0, 1, 6))
     ax.set_xlabel("accuracy (decided pairs; conflicts left out, ties wrong)")
@@ -247,13 +217,13 @@ def reward_vs_length_figure(chosen: np.ndarray, rejected: np.ndarray, pairs: pa.
     """Scatter of reward against response length (characters), chosen and rejected apart, each with its
     Pearson r in the legend and the pooled r over all 2n responses in the title; log x for wide ranges.
     Correlations use every pair; at most `MAX_POINTS` pairs, drawn at random (seed 0), are plotted."""
-    figure = _figure(7.0, 5.0)
+    figure = new_figure(7.0, 5.0)
     ax = figure.add_subplot()
     len_chosen, len_rejected = char_lengths(pairs, "chosen"), char_lengths(pairs, "rejected")
     pooled = pearson(np.concatenate([chosen, rejected]), np.concatenate([len_chosen, len_rejected]))
     ax.set_title(f"Reward against response length (Pearson r = {number(pooled, 2)} over all responses)")
     if chosen.size == 0:
-        _no_data(ax, "no pairs")
+        no_data(ax, "no pairs")
         return figure
     shown = np.arange(chosen.size)
     if chosen.size > MAX_POINTS:
@@ -350,11 +320,6 @@ def report_md(metrics: dict[str, Any], title: str) -> str:
     return f"# {title}\n{body}\n## Plots\n\n{links}"
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    with replacing(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def write_eval_report(
     chosen: np.ndarray,
     rejected: np.ndarray,
@@ -385,7 +350,7 @@ def write_eval_report(
     assert list(figures) == list(PLOTS)
     pngs = {name: png_bytes(figure) for name, figure in figures.items()}
     for name, data in pngs.items():
-        _write_bytes(out / name, data)
+        write_bytes(out / name, data)
     write_text(out / "report.md", report_md(metrics, title))
     write_text(out / "report.html", report_html(metrics, pngs, title))
     return {name: out / name for name in [*pngs, "report.md", "report.html"]}
