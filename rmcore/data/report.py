@@ -2,7 +2,9 @@
 
 Rows by reader (format), counts by source, rejects by reason, pairs by split, multi-turn pairs and
 pairs a model labelled, the agreement histogram (p_chosen of pairs with two or more votes), the
-votes-per-pair and K (responses per ranking) distributions, and exact prompt overlap across sources.
+votes-per-pair and K (responses per ranking) distributions, exact prompt overlap across sources, and
+per source with annotator ids each annotator's agreement with the others and Krippendorff's alpha
+(rmcore.data.annotators), with the plot reports/annotators.png.
 """
 
 import itertools
@@ -11,12 +13,16 @@ from typing import Any
 
 import orjson
 
+from rmcore.data.annotators import annotator_agreement, source_agreement
+from rmcore.data.annotators_report import annotators_figure, annotators_markdown
 from rmcore.data.atomic import write_text
 from rmcore.data.duck import connect
+from rmcore.data.figures import png_bytes, write_bytes
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import pairs_dir
 from rmcore.data.records import MODEL_LABELLED
 from rmcore.data.splits import SPLITS
+from rmcore.data.votes import annotated_votes
 
 AGREEMENT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
@@ -91,6 +97,7 @@ def data_report(lake: Lake) -> dict[str, Any]:
         GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2
         """,
     )
+    votes = annotated_votes(db)
     leaked = _rows(
         db,
         "SELECT count(*) FROM (SELECT prompt_id FROM pairs GROUP BY 1 HAVING count(DISTINCT split) > 1)",
@@ -121,6 +128,8 @@ def data_report(lake: Lake) -> dict[str, Any]:
         "rankings_k": {str(k): n for k, n in k_distribution.items()},
         "prompt_overlap": [{"sources": [a, b], "prompts": n} for a, b, n in overlap],
         "prompts_in_several_splits": leaked,
+        "annotators": annotator_agreement(votes),
+        "agreement": source_agreement(votes),
     }
     db.close()
     return report
@@ -169,16 +178,20 @@ def markdown(report: dict[str, Any]) -> str:
         ("sources", "shared prompts"),
         {" / ".join(o["sources"]): o["prompts"] for o in report["prompt_overlap"]},
     )
+    lines += annotators_markdown(report)
     return "\n".join(lines)
 
 
 def write_report(lake: Lake) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write reports/data_report.{json,md} under the lake; the report and the two paths."""
+    """Write reports/data_report.{json,md} and reports/annotators.png under the lake; the report and
+    the three paths."""
     report = data_report(lake)
     paths = {
         "json": lake.root / "reports" / "data_report.json",
         "markdown": lake.root / "reports" / "data_report.md",
+        "annotators_plot": lake.root / "reports" / "annotators.png",
     }
     write_text(paths["json"], orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     write_text(paths["markdown"], markdown(report))
+    write_bytes(paths["annotators_plot"], png_bytes(annotators_figure(report)))
     return report, paths
