@@ -7,6 +7,7 @@ a pair's p_chosen is the share of its votes for chosen, ties counting half.
 """
 
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -26,6 +27,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs
+from rmcore.data.report import data_report
 
 pytestmark = pytest.mark.shared_data
 
@@ -890,3 +892,64 @@ def test_drop_conflicts_leaves_out_even_splits(lake: Ingested, tmp_path: Path) -
     assert summary.conflicts_dropped == summary.conflicts == lake.pairs.conflicts
     assert sum(summary.pairs.values()) == len(rows) == distinct_pairs - summary.conflicts
     assert not any(r["conflict"] for r in rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Label quality: annotators' judgments and Krippendorff's alpha, from the raw annotator columns
+# ---------------------------------------------------------------------------------------------
+
+ANNOTATED = {PANDALM: "pandalm/testset-v1", TULU: "tulu1-human-eval/eval_annotations_tulu_1"}
+"""The files whose rows name their annotators (PandaLM's annotator1..3 columns, Tulu's evaluator),
+and the source each lands in."""
+
+
+@pytest.fixture(scope="module")
+def report(lake: Ingested) -> dict[str, Any]:
+    return data_report(lake.lake)
+
+
+def text_digest(text: str) -> str:
+    """A response's id: BLAKE2b-128 of its normalized text; the smaller one is the pair's `first`."""
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def units(votes: list[Vote]) -> list[Counter]:
+    """Per pair with 2+ distinct votes, its counts of first / second / tie, `first` being the response
+    of the smaller digest (a Vote's `first` is the smaller text)."""
+    by_pair: dict[tuple, Counter] = defaultdict(Counter)
+    for v in distinct(votes):
+        smaller_text_is_first = text_digest(v.first) <= text_digest(v.second)
+        if v.vote_first == 0.5:
+            by_pair[v.pair]["tie"] += 1
+        else:
+            by_pair[v.pair]["first" if (v.vote_first == 1.0) == smaller_text_is_first else "second"] += 1
+    return [counts for counts in by_pair.values() if counts.total() >= 2]
+
+
+def nominal_alpha(counted: list[Counter]) -> float:
+    """alpha = 1 - (n - 1) sum_u (n_u^2 - sum_c n_uc^2) / (n_u - 1) / (n^2 - sum_c n_c^2): the
+    coincidence-matrix definition with the off-diagonal sums written as squares."""
+    pooled: Counter = sum(counted, Counter())
+    n = pooled.total()
+    within = sum((u.total() ** 2 - sum(c * c for c in u.values())) / (u.total() - 1) for u in counted)
+    return 1 - (n - 1) * within / (n * n - sum(c * c for c in pooled.values()))
+
+
+@pytest.mark.parametrize("name", sorted(ANNOTATED))
+def test_annotator_judgments_and_alpha_match_the_raw_columns(report: dict, raw: dict, name: str) -> None:
+    # given the file's accepted rows as distinct votes by annotator, read from its own columns
+    votes = raw[name].votes
+    source = ANNOTATED[name]
+    judgments = Counter(v.annotator for v in distinct(votes))
+    counted = units(votes)
+    # then the report counts the same judgments per annotator
+    entries = [e for e in report["annotators"] if e["source"] == source]
+    assert {e["annotator"]: e["judgments"] for e in entries} == judgments
+    # and the same pairs with two or more votes, their percent agreement and alpha
+    pairs_of_votes = sum(u.total() * (u.total() - 1) for u in counted)
+    agreeing = sum(c * (c - 1) for u in counted for c in u.values())
+    assert report["agreement"][source] == {
+        "items": len(counted),
+        "percent_agreement": pytest.approx(agreeing / pairs_of_votes),
+        "krippendorff_alpha": pytest.approx(nominal_alpha(counted)),
+    }
