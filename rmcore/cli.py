@@ -195,6 +195,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with local_model(args) as model_dir:
         result = evaluate_model(model_dir, args.pairs, args.split, config)
     metrics, human = result.metrics, [report_markdown(result.metrics)]
+    if args.suspects is not None:
+        from rmcore.evaluation.suspects import label_review
+
+        review = label_review(result, args.suspects)
+        metrics = {
+            **metrics,
+            "suspects": {"path": review["path"], "pairs": review["pairs"]},
+            "annotators": review["annotators"],
+        }
+        human.append(
+            f"{review['pairs']} labels the model contradicts, most confident first -> {args.suspects}"
+        )
     if args.report is not None:
         from rmcore.evaluation.report import write_eval_report
 
@@ -263,6 +275,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, required=True, help="pair file, lake, or label file")
     p.add_argument("--split", default="test", help="the lake split to use when --pairs is a lake")
     p.add_argument("--report", type=Path, help="also write the plots and report.html into this folder")
+    p.add_argument(
+        "--suspects",
+        type=Path,
+        help="write the pairs whose label the model contradicts, and who voted, to this .parquet or .csv",
+    )
 
     p = command("score", cmd_score, "Score (prompt, response) rows with a trained model.")
     _add_config(p, "the tracking store of models:/ URIs")

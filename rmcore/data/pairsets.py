@@ -31,6 +31,8 @@ class PairSet:
     rankings: pa.Table
     content_hash: str
     origin: str
+    lake: Path | None = None
+    """The lake the pairs were built from (its comparisons name who voted); None for a bare pair file."""
 
 
 def _read(paths: list[Path], schema: pa.Schema) -> pa.Table:
@@ -61,6 +63,7 @@ def _from_lake(root: Path, splits: tuple[str, ...]) -> PairSet:
         rankings=_read(ranking_files, schemas.SPLIT_RANKINGS),
         content_hash=_hash(pair_files + ranking_files),
         origin=f"{root} ({', '.join(splits)})",
+        lake=root,
     )
 
 

@@ -7,7 +7,11 @@ shown A-vs-B and one shown B-vs-A are votes on the same question: `first`, `seco
 import duckdb
 import pyarrow as pa
 
+from rmcore.data.duck import connect, parquet_list
+from rmcore.data.lake import Lake
+
 VOTES = ("first", "second", "tie")
+COLUMNS = ("source", "pair_id", "annotator", "vote")
 
 VOTE_SQL = (
     "CASE WHEN label = 'tie' THEN 'tie' "
@@ -25,3 +29,20 @@ def annotated_votes(db: duckdb.DuckDBPyConnection) -> pa.Table:
     )
     table: pa.Table = db.sql(query).to_arrow_table()
     return table
+
+
+def lake_votes(lake: Lake) -> pa.Table:
+    """`annotated_votes` of every comparison committed to the lake (none for an empty lake)."""
+    parts = lake.parts("comparisons")
+    if not parts:
+        return no_votes()
+    db = connect(lake.root / ".duckdb")
+    db.execute(f"CREATE VIEW comparisons AS SELECT * FROM read_parquet({parquet_list(parts)})")
+    votes = annotated_votes(db)
+    db.close()
+    return votes
+
+
+def no_votes() -> pa.Table:
+    """An empty votes table (its columns as `annotated_votes` gives them)."""
+    return pa.table({name: pa.array([], pa.string()) for name in COLUMNS})

@@ -4,7 +4,7 @@ rmcore evaluate --model runs/latest/model --pairs data/lake --report report/ --j
 """
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,9 @@ import numpy as np
 import pyarrow as pa
 
 from rmcore.config import Config
+from rmcore.data.lake import Lake
 from rmcore.data.pairsets import load_pairs
+from rmcore.data.votes import lake_votes
 from rmcore.evaluation.metrics import pair_metrics
 from rmcore.model.inference import Scorer, load_trained
 
@@ -27,6 +29,9 @@ class Evaluation:
     rejected: np.ndarray
     """Rewards of each pair's rejected response, (p,)."""
     pairs: pa.Table
+    votes: pa.Table | None = None
+    """Who voted on the pairs (rmcore.data.votes.lake_votes of the lake they were built from); None
+    for a bare pair file."""
 
 
 def evaluate(scorer: Scorer, pairs: pa.Table) -> Evaluation:
@@ -38,7 +43,8 @@ def evaluate(scorer: Scorer, pairs: pa.Table) -> Evaluation:
 
 
 def evaluate_model(model_dir: Path, source: Path, split: str, config: Config) -> Evaluation:
-    """A saved model on the pairs of `source`: a pair file, a lake's `split`, or a label file.
+    """A saved model on the pairs of `source`: a pair file, a lake's `split`, or a label file, with
+    the votes cast on them where the source has them.
 
     A label file is ingested and paired in a temporary lake with `config.data`'s settings; forwards
     hold at most `config.train.max_tokens` padded tokens, in the precision the model trained with.
@@ -46,4 +52,5 @@ def evaluate_model(model_dir: Path, source: Path, split: str, config: Config) ->
     trained = load_trained(model_dir)
     with tempfile.TemporaryDirectory(prefix="rmcore-eval-") as scratch:
         data = load_pairs(source, split, config.data, Path(scratch) / "lake")
-    return evaluate(trained.scorer(config.train.max_tokens), data.pairs)
+        votes = lake_votes(Lake(data.lake)) if data.lake is not None else None
+    return replace(evaluate(trained.scorer(config.train.max_tokens), data.pairs), votes=votes)
