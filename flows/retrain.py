@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.context import TaskRunContext
@@ -30,6 +31,7 @@ from rmcore.evaluation.evaluate import evaluate_model
 from rmcore.evaluation.markdown import number, percent
 from rmcore.evaluation.metrics import to_jsonable
 from rmcore.evaluation.report import write_eval_report
+from rmcore.evaluation.suspects import label_review
 from rmcore.model.saved import MODEL_DIR, is_saved_model
 from rmcore.training import TrainingError
 from rmcore.training.checkpoint import discard_checkpoints, latest_checkpoint
@@ -39,6 +41,9 @@ from rmcore.training.recipe import keyed_output, training_key
 
 SPLIT = "test"
 """The held-out split the new model and the champion are compared on."""
+SUSPECTS = "suspects.parquet"
+LOWEST_ANNOTATORS = 5
+"""How many of each source's lowest-agreement annotators the flow's summary lists."""
 
 
 def _key_parameter(_: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -76,13 +81,20 @@ def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
 
 @task
 def evaluate_on_test(model_dir: str, config: Config, report_dir: str, title: str) -> dict[str, Any]:
-    """Metrics of a model on the lake's held-out split, and its visual report (PNG plots + HTML)."""
+    """Metrics of a model on the lake's held-out split, its visual report (PNG plots + HTML), and the
+    held-out labels it contradicts (suspects.parquet) with its agreement with each annotator."""
     scored = evaluate_model(Path(model_dir), config.data.lake, SPLIT, config)
     files = write_eval_report(
         scored.chosen, scored.rejected, scored.pairs, scored.metrics, Path(report_dir), title
     )
-    report = {name: str(path) for name, path in files.items()}
-    return {"metrics": to_jsonable(scored.metrics), "report": report}
+    review = label_review(scored, Path(report_dir) / SUSPECTS)
+    report = {name: str(path) for name, path in files.items()} | {SUSPECTS: review["path"]}
+    return {
+        "metrics": to_jsonable(scored.metrics),
+        "report": report,
+        "suspects": review["pairs"],
+        "annotators": to_jsonable(review["annotators"]),
+    }
 
 
 @task(retries=2, retry_delay_seconds=2)
@@ -135,6 +147,41 @@ def promote_model(
     )
 
 
+def annotator_lines(result: dict[str, Any]) -> list[str]:
+    """The summary's label-quality part: each source's lowest-agreement annotators, with the new model's
+    agreement with their held-out votes, and how many held-out labels the model contradicts."""
+    evaluation = result["evaluation"]
+    model = {(a["source"], a["annotator"]): a for a in evaluation["annotators"]}
+    shown: dict[str, int] = {}
+    rows = []
+    for entry in result["annotators"]:
+        if entry["agreement"] is None or shown.get(entry["source"], 0) == LOWEST_ANNOTATORS:
+            continue
+        shown[entry["source"]] = shown.get(entry["source"], 0) + 1
+        held_out = model.get((entry["source"], entry["annotator"]), {}).get("model_agreement")
+        rows.append(
+            f"| {entry['source']} | {entry['annotator']} | {entry['judgments']} | "
+            f"{percent(entry['agreement'])} | {percent(held_out)} |"
+        )
+    suspects = (
+        f"{evaluation['suspects']} held-out labels the new model contradicts, surest first: "
+        f"`{evaluation['report'][SUSPECTS]}`."
+    )
+    if not rows:
+        return [suspects, ""]
+    return [
+        "Lowest-agreement annotators (agreement with the other annotators on shared pairs; the new "
+        "model's agreement with their held-out votes):",
+        "",
+        "| source | annotator | judgments | agreement | model agreement |",
+        "|---|---|---:|---:|---:|",
+        *rows,
+        "",
+        suspects,
+        "",
+    ]
+
+
 def summary_markdown(result: dict[str, Any]) -> str:
     """The flow's markdown artifact: data counts, rejects, metrics of both models, the promotion decision."""
     ingested, pairs = result["ingest"], result["pairs"]
@@ -170,6 +217,7 @@ def summary_markdown(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             *lines,
+            *annotator_lines(result),
             f"Trained {result['train']['steps']} steps on {result['train']['train_pairs']} pairs in "
             f"{result['train']['train_seconds']:.0f} s ({result['train']['train_pairs_per_s']:.1f} pairs/s).",
             "",
@@ -226,6 +274,7 @@ def retrain_flow(
     else:
         reports = run_config.output_dir / "report"
         result["train"] = {k: v for k, v in trained.items() if k != "validation"}
+        result["annotators"] = orjson.loads(Path(ingested["report"]["json"]).read_bytes())["annotators"]
         result["evaluation"] = evaluate_on_test(
             trained["model_dir"], config, str(reports / "new"), "New model"
         )

@@ -5,6 +5,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pytest
 from mlflow import MlflowClient
@@ -42,13 +43,27 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     synthetic_pairs: Callable[..., pa.Table],
     write_labels: Callable[[Path, pa.Table], Path],
 ) -> None:
-    # given label files where the chosen response carries "good" words
+    # given label files where the chosen response carries "good" words, and a crowd of three careful
+    # annotators and a contrarian voting on 20 more pairs
     first_labels = write_labels(tmp_path / "incoming" / "day1.jsonl", synthetic_pairs(400, seed=11))
+    crowd = tmp_path / "incoming" / "crowd.jsonl"
+    crowd.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {"prompt": row["prompt"][0]["content"], "response_a": row["chosen"]}
+                | {"response_b": row["rejected"], "annotator": annotator}
+                | {"label": "b" if annotator == "contrarian" else "a"}
+            )
+            + b"\n"
+            for row in synthetic_pairs(20, seed=13).to_pylist()
+            for annotator in ("careful-1", "careful-2", "careful-3", "contrarian")
+        )
+    )
     config = load_config(pipeline)
     client = MlflowClient(tracking_uri(config.tracking))
 
     # when the flow retrains on them
-    first = retrain_flow([str(first_labels)], str(pipeline))
+    first = retrain_flow([str(first_labels), str(crowd)], str(pipeline))
 
     # then version 1 is registered as champion, with its held-out metrics, data hash and reports
     assert first["trained"] and first["promotion"]["promoted"]
@@ -61,8 +76,15 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert run.data.metrics["training.tokens_encoded"] == first["train"]["tokens_encoded"] > 0
     assert champion.tags["rmcore.data_hash"] == run.data.tags["rmcore.data_hash"]
     logged = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
-    assert {"evaluation/report.html", "evaluation/reliability.png"} <= logged
-    assert "new champion" in asyncio.run(_latest_artifact("retrain-summary"))
+    assert {"evaluation/report.html", "evaluation/reliability.png", "evaluation/suspects.parquet"} <= logged
+    data_logged = {a.path for a in client.list_artifacts(first["run_id"], "data")}
+    assert {"data/data_report.json", "data/annotators.png"} <= data_logged
+    summary = asyncio.run(_latest_artifact("retrain-summary"))
+    assert "new champion" in summary
+    # and its summary lists the lowest-agreement annotators, the contrarian first, and the suspects
+    annotators = [line for line in summary.splitlines() if line.startswith("| ") and "crowd" in line]
+    assert annotators[0].split(" | ")[1] == "contrarian" and "| 0.0% |" in annotators[0]
+    assert f"{first['evaluation']['suspects']} held-out labels the new model contradicts" in summary
 
     # when it runs again with the same file and config
     again = retrain_flow([str(first_labels)], str(pipeline))
