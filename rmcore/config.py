@@ -53,12 +53,16 @@ class SplitConfig(Strict):
         return self
 
 
+Aggregate = Literal["votes", "dawid-skene"]
+"""How a pair's judgments become its label (data.pairs.aggregate)."""
+
+
 class PairsConfig(Strict):
     """How comparisons become pair datasets."""
 
     drop_conflicts: bool = False
     """Leave out pairs whose votes are split evenly (p_chosen = 0.5); they are always flagged."""
-    aggregate: Literal["votes", "dawid-skene"] = "votes"
+    aggregate: Aggregate = "votes"
     """How a pair's judgments become its label: vote shares, or the Dawid-Skene posterior, which weighs
     each annotator by the reliability the model estimates from all of a source's judgments."""
 

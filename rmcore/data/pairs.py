@@ -2,10 +2,22 @@
 
 For a pair with n votes, each vote for response x counts 1, a tie 1/2:
     p_x = (votes for x + ties / 2) / n
-chosen is the response with p >= 1/2 and p_chosen its share (the soft label); an even split
-(p_chosen = 1/2) is a conflict, flagged (and kept unless drop_conflicts). The vote sums are
-multiples of 1/2, so p_chosen is computed as one exact division. margin is the mean
-graded strength toward chosen over graded votes (ties count 0), or null when no vote is graded.
+That is the pair's vote share (aggregate `votes`, the default). With aggregate `dawid-skene`
+(see rmcore.data.dawid_skene), a Dawid-Skene model fitted per source over all of its annotated
+judgments weighs each vote by its annotator's estimated reliability, and a pair's share becomes
+the posterior
+    p_first = P(truth = first | votes) + P(truth = tie | votes) / 2.
+A pair keeps its vote share when its source has no annotator ids or fewer than two annotators,
+when none of its judgments names an annotator, or when its one annotated judgment is its
+annotator's only one (left out of the fit). Only annotated judgments enter a posterior; a pair
+judged in several sources takes the posterior of its source (the first by name).
+
+chosen is the response with p >= 1/2 and p_chosen its share (the soft label); p_chosen = 1/2 is a
+conflict, flagged (and kept unless drop_conflicts). p_votes is chosen's plain vote share (equal to
+p_chosen under `votes`; below 1/2 where the posterior overturned a strict vote majority). The vote
+sums are multiples of 1/2, so vote shares are computed as one exact division. n_votes and ties
+count the raw judgments. margin is the mean graded strength toward chosen over graded votes (ties
+count 0), or null when no vote is graded.
 Texts come from the pair's comparison with the smallest id, so the result does not depend on
 ingestion order. Rankings of K > 2 responses are written per split beside the pairs.
 """
@@ -16,12 +28,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from rmcore.config import PairsConfig, SplitConfig
+from rmcore.config import Aggregate, PairsConfig, SplitConfig
 from rmcore.data import schemas
 from rmcore.data.atomic import replacing
+from rmcore.data.dawid_skene import POSTERIORS, dawid_skene_posteriors
 from rmcore.data.duck import connect
 from rmcore.data.lake import Lake
 from rmcore.data.splits import SPLITS, split_sql
+from rmcore.data.votes import annotated_votes
 
 _VOTES = """
 CREATE TEMP TABLE aggregated AS
@@ -50,7 +64,18 @@ SELECT
 FROM votes GROUP BY pair_id
 """
 
-_A_CHOSEN = "(2 * a.votes_first >= a.n_votes) = (c.response_a_id <= c.response_b_id)"
+_LABELLED = """
+CREATE TEMP TABLE labelled AS
+SELECT
+    a.*,
+    coalesce(d.p_first >= 0.5, 2 * a.votes_first >= a.n_votes) AS first_chosen,
+    coalesce(greatest(d.p_first, 1 - d.p_first),
+             greatest(a.votes_first, a.n_votes - a.votes_first) / a.n_votes) AS p_chosen,
+    CASE WHEN first_chosen THEN a.votes_first ELSE a.n_votes - a.votes_first END / a.n_votes AS p_votes
+FROM aggregated a LEFT JOIN posteriors d USING (pair_id, source)
+"""
+
+_A_CHOSEN = "a.first_chosen = (c.response_a_id <= c.response_b_id)"
 
 _PAIRS = f"""
 SELECT
@@ -59,13 +84,12 @@ SELECT
     CASE WHEN {_A_CHOSEN} THEN c.response_b ELSE c.response_a END AS rejected,
     CASE WHEN {_A_CHOSEN} THEN c.response_a_turns ELSE c.response_b_turns END AS chosen_turns,
     CASE WHEN {_A_CHOSEN} THEN c.response_b_turns ELSE c.response_a_turns END AS rejected_turns,
-    greatest(a.votes_first, a.n_votes - a.votes_first) / a.n_votes AS p_chosen,
-    a.n_votes, a.ties,
-    CASE WHEN 2 * a.votes_first >= a.n_votes THEN a.margin_first ELSE -a.margin_first END AS margin,
-    2 * a.votes_first = a.n_votes AS conflict,
+    a.p_chosen, a.p_votes, a.n_votes, a.ties,
+    CASE WHEN a.first_chosen THEN a.margin_first ELSE -a.margin_first END AS margin,
+    a.p_chosen = 0.5 AS conflict,
     a.source, a.category,
     '{{split}}' AS split
-FROM aggregated a JOIN comparisons c ON c.comparison_id = a.representative
+FROM labelled a JOIN comparisons c ON c.comparison_id = a.representative
 WHERE {{split_of}} = '{{split}}' AND {{keep}}
 ORDER BY a.pair_id
 """
@@ -75,10 +99,15 @@ ORDER BY a.pair_id
 class PairsSummary:
     """What build-pairs wrote."""
 
+    aggregate: Aggregate = "votes"
     pairs: dict[str, int] = field(default_factory=dict)
     rankings: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
     conflicts_dropped: int = 0
+    changed_winner: dict[str, int] = field(default_factory=dict)
+    """Per source, pairs with a strict vote majority whose side the posterior flipped (p_votes < 1/2)."""
+    conflicts_resolved: int = 0
+    """Pairs with evenly split votes that the posterior decided (p_chosen != 1/2)."""
     comparisons: int = 0
     paths: dict[str, str] = field(default_factory=dict)
     ranking_paths: dict[str, str] = field(default_factory=dict)
@@ -86,10 +115,13 @@ class PairsSummary:
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
         return {
+            "aggregate": self.aggregate,
             "pairs": self.pairs,
             "rankings": self.rankings,
             "conflicts": self.conflicts,
             "conflicts_dropped": self.conflicts_dropped,
+            "changed_winner": self.changed_winner,
+            "conflicts_resolved": self.conflicts_resolved,
             "comparisons": self.comparisons,
             "paths": self.paths,
             "ranking_paths": self.ranking_paths,
@@ -121,6 +153,14 @@ def _copy(db: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
         db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)")
 
 
+def posteriors(db: duckdb.DuckDBPyConnection, aggregate: Aggregate) -> pa.Table:
+    """The posteriors that replace vote shares (POSTERIORS): none for `votes`, else Dawid-Skene's fit
+    of the connection's `comparisons`."""
+    if aggregate == "votes":
+        return POSTERIORS.empty_table()
+    return dawid_skene_posteriors(annotated_votes(db))
+
+
 def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsSummary:
     """Aggregate the lake's comparisons into pair files per split (and rankings of K > 2)."""
     out = pairs_dir(lake)
@@ -137,9 +177,20 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
         _view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
         _view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
         db.execute(_VOTES)
+        db.register("posteriors", posteriors(db, options.aggregate))
+        db.execute(_LABELLED)
+        summary.aggregate = options.aggregate
         summary.comparisons = _count(db, "SELECT count(*) FROM comparisons")
-        summary.conflicts = _count(db, "SELECT count(*) FROM aggregated WHERE 2 * votes_first = n_votes")
-        keep = "2 * a.votes_first <> a.n_votes" if options.drop_conflicts else "true"
+        summary.conflicts = _count(db, "SELECT count(*) FROM labelled WHERE p_chosen = 0.5")
+        summary.conflicts_resolved = _count(
+            db, "SELECT count(*) FROM labelled WHERE 2 * votes_first = n_votes AND p_chosen <> 0.5"
+        )
+        summary.changed_winner = dict(
+            db.execute(
+                "SELECT source, count(*) FROM labelled WHERE p_votes < 0.5 GROUP BY source ORDER BY source"
+            ).fetchall()
+        )
+        keep = "a.p_chosen <> 0.5" if options.drop_conflicts else "true"
         summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
         for split in SPLITS:
             path = out / f"{split}.parquet"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rmcore.config import DataConfig, PairsConfig, SplitConfig
+from rmcore.config import DataConfig, SplitConfig
 from rmcore.data import schemas
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
@@ -110,5 +110,5 @@ def load_pairs(source: Path | None, split: str, data: DataConfig, scratch: Path)
     summary = ingest(lake, [source], data.ingest)
     if summary.files_failed:
         raise ValueError(f"{source}: {summary.files_failed[str(source)]}")
-    build_pairs(lake, SplitConfig(), PairsConfig(drop_conflicts=data.pairs.drop_conflicts))
+    build_pairs(lake, SplitConfig(), data.pairs)
     return _from_lake(scratch, SPLITS)

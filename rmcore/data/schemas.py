@@ -85,6 +85,7 @@ PAIRS = pa.schema(
         ("chosen_turns", MESSAGES),
         ("rejected_turns", MESSAGES),
         ("p_chosen", pa.float64()),
+        ("p_votes", pa.float64()),
         ("n_votes", pa.int64()),
         ("ties", pa.int64()),
         ("margin", pa.float64()),
