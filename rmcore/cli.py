@@ -12,11 +12,11 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 
-from rmcore.config import Config, ConfigError, add_override_argument, load_config
+from rmcore.config import Aggregate, Config, ConfigError, add_override_argument, load_config
 from rmcore.data.containers import UnreadableFile
 from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import ingest
@@ -78,8 +78,13 @@ def _config(args: argparse.Namespace) -> Config:
         updates["lake"] = args.lake
     if getattr(args, "include_synthetic", False):
         updates["ingest"] = data.ingest.model_copy(update={"include_synthetic": True})
+    pairs: dict[str, Any] = {}
     if getattr(args, "drop_conflicts", False):
-        updates["pairs"] = data.pairs.model_copy(update={"drop_conflicts": True})
+        pairs["drop_conflicts"] = True
+    if getattr(args, "aggregate", None) is not None:
+        pairs["aggregate"] = args.aggregate
+    if pairs:
+        updates["pairs"] = data.pairs.model_copy(update=pairs)
     return config.model_copy(update={"data": data.model_copy(update=updates)})
 
 
@@ -121,6 +126,8 @@ def cmd_build_pairs(args: argparse.Namespace) -> int:
     human = [
         f"{sum(summary.pairs.values())} pairs from {summary.comparisons} comparisons "
         f"({summary.conflicts} conflicts{', dropped' if summary.conflicts_dropped else ', kept'})",
+        f"aggregate {summary.aggregate}: changed winner {sum(summary.changed_winner.values())}, "
+        f"conflicts resolved {summary.conflicts_resolved}",
         *(f"  {split}: {n} pairs -> {summary.paths[split]}" for split, n in summary.pairs.items()),
         *(
             f"  {split}: {n} rankings (K > 2) -> {summary.ranking_paths[split]}"
@@ -259,6 +266,12 @@ def parser() -> argparse.ArgumentParser:
     _add_config(p, "data.lake, data.splits and data.pairs")
     _add_lake(p)
     p.add_argument("--drop-conflicts", action="store_true", help="leave out pairs with p_chosen = 0.5")
+    p.add_argument(
+        "--aggregate",
+        choices=get_args(Aggregate),
+        help="votes: vote shares; dawid-skene: votes weighed by each annotator's estimated reliability "
+        "(default: data.pairs.aggregate)",
+    )
 
     p = command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
     _add_config(p, "data.lake")

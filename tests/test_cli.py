@@ -223,6 +223,69 @@ def test_build_pairs_json(tmp_path: Path, lake_dir: Path, capsys: pytest.Capture
     assert (code, dropped["conflicts_dropped"], sum(dropped["pairs"].values())) == (0, 2, 1)
 
 
+def crowd_rows() -> list[dict[str, str]]:
+    """Six questions where u1, u2, u3 pick the right answer and x, y the wrong one, then one where x
+    and y outvote u1: a majority Dawid-Skene overturns, since it learns that x and y are wrong."""
+    rows = []
+    for question, votes in [
+        *((f"Q{i}", {"u1": "a", "u2": "a", "u3": "a", "x": "b", "y": "b"}) for i in range(6)),
+        ("Q?", {"u1": "a", "x": "b", "y": "b"}),
+    ]:
+        rows += [
+            {
+                "prompt": question,
+                "response_a": "right",
+                "response_b": "wrong",
+                "label": label,
+                "annotator": who,
+            }
+            | {"source": "crowd"}
+            for who, label in votes.items()
+        ]
+    return rows
+
+
+def test_build_pairs_aggregate_dawid_skene_json(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given the crowd in a lake, paired by vote shares (the default)
+    crowd = tmp_path / "raw" / "crowd.jsonl"
+    crowd.parent.mkdir(parents=True)
+    crowd.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in crowd_rows()))
+    run(capsys, "ingest", str(crowd), "--lake", str(lake_dir))
+    _, out, _ = run(capsys, "build-pairs", "--lake", str(lake_dir), "--json")
+    assert (last_json(out)["aggregate"], last_json(out)["changed_winner"]) == ("votes", {})
+    # when paired with --aggregate dawid-skene (and --drop-conflicts: both options apply)
+    code, out, err = run(
+        capsys,
+        "build-pairs",
+        "--lake",
+        str(lake_dir),
+        "--aggregate",
+        "dawid-skene",
+        "--drop-conflicts",
+        "--json",
+    )
+    # then the summary names the method and the one pair whose 2-1 majority was overturned
+    assert (code, err) == (0, "")
+    result = last_json(out)
+    assert (result["aggregate"], result["changed_winner"], result["conflicts_resolved"]) == (
+        "dawid-skene",
+        {"crowd": 1},
+        0,
+    )
+    (changed,) = [
+        row
+        for path in result["paths"].values()
+        for row in pq.read_table(path).to_pylist()
+        if row["p_votes"] < 0.5
+    ]
+    assert (changed["prompt"][-1]["content"], changed["chosen"], changed["p_votes"]) == ("Q?", "right", 1 / 3)
+    # and the human summary says it too
+    _, out, _ = run(capsys, "build-pairs", "--lake", str(lake_dir), "--aggregate", "dawid-skene")
+    assert "aggregate dawid-skene: changed winner 1, conflicts resolved 0" in out
+
+
 def test_build_pairs_on_an_empty_lake_is_one_line_error(
     lake_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
