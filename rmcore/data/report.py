@@ -1,9 +1,10 @@
 """The data report: what the lake holds and what build-pairs made of it, as JSON and markdown.
 
 Rows by reader (format), counts by source, rejects by reason, pairs by split, multi-turn pairs and
-pairs a model labelled, the agreement histogram (p_chosen of pairs with two or more votes), the
-votes-per-pair and K (responses per ranking) distributions, exact prompt overlap across sources, and
-per source with annotator ids each annotator's agreement with the others and Krippendorff's alpha
+pairs a model labelled, pairs whose winner the Dawid-Skene posterior changed (p_votes < 1/2, by
+source), the agreement histogram (p_chosen of pairs with two or more votes), the votes-per-pair and
+K (responses per ranking) distributions, exact prompt overlap across sources, and per source with
+annotator ids each annotator's agreement with the others and Krippendorff's alpha
 (rmcore.data.annotators), with the plot reports/annotators.png.
 """
 
@@ -121,6 +122,9 @@ def data_report(lake: Lake) -> dict[str, Any]:
             s: n for s, n in _rows(db, "SELECT split, count(DISTINCT prompt_id) FROM pairs GROUP BY 1")
         },
         "conflicts": _rows(db, "SELECT count(*) FROM pairs WHERE conflict")[0][0],
+        "changed_winner": dict(
+            _rows(db, "SELECT source, count(*) FROM pairs WHERE p_votes < 0.5 GROUP BY 1 ORDER BY 1")
+        ),
         "votes_per_pair": {
             str(n): c for n, c in _rows(db, "SELECT n_votes, count(*) FROM pairs GROUP BY 1 ORDER BY 1")
         },
@@ -151,6 +155,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['conflicts']}. Prompts in more than one split: {report['prompts_in_several_splits']}.",
         f"Multi-turn pairs (responses that continue a conversation): {report['multi_turn_pairs']}. "
         f"Pairs labelled by a model, not people ({MODEL_LABELLED}): {report['model_labelled_pairs']}.",
+        f"Pairs whose winner the posterior changed against a strict vote majority (p_votes < 0.5): "
+        f"{sum(report['changed_winner'].values())}"
+        + "".join(f"; {source} {n}" for source, n in report["changed_winner"].items())
+        + ".",
         "",
         "## Rows by reader",
         "",

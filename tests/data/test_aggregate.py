@@ -22,6 +22,7 @@ from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs
 from rmcore.data.pairsets import lake_pairs_hash
+from rmcore.data.report import data_report, markdown
 from rmcore.data.splits import SPLITS
 from rmcore.data.votes import no_votes
 
@@ -139,6 +140,17 @@ def test_votes_aggregate_writes_p_votes_equal_to_p_chosen(by_votes: tuple[Lake, 
     _, summary = by_votes
     assert (summary.aggregate, summary.changed_winner, summary.conflicts_resolved) == ("votes", {}, 0)
     assert all(row["p_votes"] == row["p_chosen"] for row in pair_rows(summary).values())
+
+
+def test_data_report_counts_the_pairs_that_changed_winner(
+    by_votes: tuple[Lake, PairsSummary], weighed: tuple[Lake, PairsSummary]
+) -> None:
+    # given the pair files of each aggregation, when the data report is made
+    report = data_report(weighed[0])
+    # then it counts the changed pairs by source from the files, as build-pairs did, and says so
+    assert report["changed_winner"] == weighed[1].changed_winner == {"crowd": 22}
+    assert "(p_votes < 0.5): 22; crowd 22." in markdown(report)
+    assert data_report(by_votes[0])["changed_winner"] == {}
 
 
 def test_the_same_judgments_in_another_order_give_byte_identical_pair_files(
