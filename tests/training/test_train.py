@@ -245,6 +245,15 @@ def test_training_key_ignores_where_outputs_go_but_not_what_trains() -> None:
     assert len(key) == 32
 
 
+def test_training_key_depends_on_how_votes_were_aggregated() -> None:
+    # given the same data hash, pairs aggregated by vote shares and by Dawid-Skene
+    votes = load_config(None, ["data.pairs.aggregate=votes"])
+    dawid_skene = load_config(None, ["data.pairs.aggregate=dawid-skene"])
+    # then the keys differ: the choice is part of what trains, so a cached model is not reused across it
+    assert training_key(votes, "data-1") != training_key(dawid_skene, "data-1")
+    assert training_key(votes, "data-1") == training_key(load_config(None), "data-1")
+
+
 class _TokenSum(torch.nn.Module):
     """A stand-in scorer: the reward of a sequence is the sum of its real token ids / 10."""
 
