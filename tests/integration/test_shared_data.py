@@ -953,3 +953,63 @@ def test_annotator_judgments_and_alpha_match_the_raw_columns(report: dict, raw: 
         "percent_agreement": pytest.approx(agreeing / pairs_of_votes),
         "krippendorff_alpha": pytest.approx(nominal_alpha(counted)),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Votes weighed by reliability: Dawid-Skene on the sources with annotator ids (PandaLM, Tulu)
+# ---------------------------------------------------------------------------------------------
+
+PANDALM_SOURCE, TULU_SOURCE = ANNOTATED[PANDALM], ANNOTATED[TULU]
+
+
+@pytest.fixture(scope="module")
+def weighed(lake: Ingested, tmp_path_factory: pytest.TempPathFactory) -> tuple[PairsSummary, list[dict]]:
+    """A copy of the lake paired again with aggregate dawid-skene: the summary and every pair row."""
+    copy = Lake(tmp_path_factory.mktemp("weighed") / "lake")
+    shutil.copytree(lake.lake.root, copy.root, ignore=shutil.ignore_patterns("pairs", ".lock"))
+    summary = build_pairs(copy, SplitConfig(), PairsConfig(aggregate="dawid-skene"))
+    return summary, read_tables([Path(p) for p in summary.paths.values()])
+
+
+def test_dawid_skene_changes_few_winners_and_resolves_every_conflict(
+    weighed: tuple[PairsSummary, list[dict]],
+) -> None:
+    # given the lake paired by Dawid-Skene, each source with annotator ids fitted on its own
+    summary, rows = weighed
+    # then (measured) PandaLM's posterior overturns 4 of its 836 pairs' majorities and Tulu's 38 of
+    # 955 (28 of them single votes, reweighed by their evaluator's estimated confusion matrix)
+    assert summary.changed_winner == {PANDALM_SOURCE: 4, TULU_SOURCE: 38}
+    assert Counter(r["source"] for r in rows if r["p_votes"] < 0.5) == summary.changed_winner
+    tulu_changed = [r for r in rows if r["source"] == TULU_SOURCE and r["p_votes"] < 0.5]
+    assert Counter(r["n_votes"] for r in tulu_changed) == {1: 28, 2: 7, 3: 3}
+    assert Counter(r["source"] for r in rows if r["source"] in ANNOTATED.values()) == {
+        PANDALM_SOURCE: 836,
+        TULU_SOURCE: 955,
+    }
+    # and every one of the 348 even splits (62 PandaLM, 286 Tulu) is decided, if barely: PandaLM's
+    # are three ties each, whose posterior is almost all tie, so p_chosen stays within 1e-5 of 1/2
+    resolved = [r for r in rows if r["p_votes"] == 0.5]
+    assert Counter(r["source"] for r in resolved) == {PANDALM_SOURCE: 62, TULU_SOURCE: 286}
+    assert (summary.conflicts_resolved, summary.conflicts) == (348, 0)
+    assert all(r["p_chosen"] < 0.5 + 1e-5 for r in resolved if r["source"] == PANDALM_SOURCE)
+
+
+def test_dawid_skene_keeps_the_votes_and_weighs_only_sources_with_annotators(
+    weighed: tuple[PairsSummary, list[dict]], raw: dict
+) -> None:
+    # given our own vote shares of every distinct pair
+    expected = aggregate(all_votes(raw))
+    _, rows = weighed
+    for p in rows:
+        want = expected[pair_key(p)]
+        chosen_first = norm(p["chosen"]) == pair_key(p)[1]
+        # then n_votes and ties count the raw judgments, p_votes is chosen's plain vote share and
+        # p_chosen the posterior's, never below 1/2
+        assert (p["n_votes"], p["ties"]) == (want.n_votes, want.ties)
+        assert p["p_votes"] == pytest.approx(want.p_first if chosen_first else 1 - want.p_first)
+        assert p["p_chosen"] >= 0.5
+        # and a pair changed winner exactly where the votes had a strict majority for the other side
+        assert (p["p_votes"] < 0.5) == (want.p_first != 0.5 and (want.p_first > 0.5) != chosen_first)
+        # and the sources without annotator ids keep their vote shares exactly
+        if p["source"] not in ANNOTATED.values():
+            assert p["p_chosen"] == p["p_votes"]
