@@ -8,8 +8,9 @@ judgments weighs each vote by its annotator's estimated reliability, and a pair'
 the posterior
     p_first = P(truth = first | votes) + P(truth = tie | votes) / 2.
 A pair keeps its vote share when its source has no annotator ids or fewer than two annotators,
-when none of its judgments names an annotator, or when its one annotated judgment is its
-annotator's only one (left out of the fit). Only annotated judgments enter a posterior; a pair
+when none of its judgments names an annotator, or when its annotated judgments all come from
+annotators who never judged a pair together with another annotator (left out of the fit: nothing
+measures their reliability; that includes a single vote by an annotator with no other judgments). Only annotated judgments enter a posterior; a pair
 judged in several sources takes the posterior of its source (the first by name).
 
 chosen is the response with p >= 1/2 and p_chosen its share (the soft label); p_chosen = 1/2 is a
