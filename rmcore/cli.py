@@ -22,7 +22,6 @@ from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.report import write_report
 from rmcore.training import TrainingError
 
 LARGE_INPUT_BYTES = 32 << 20
@@ -140,6 +139,8 @@ def cmd_build_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_data_report(args: argparse.Namespace) -> int:
+    from rmcore.data.report import write_report
+
     config = _config(args)
     report, paths = write_report(Lake(config.data.lake))
     result = {**report, "paths": {k: str(v) for k, v in paths.items()}}

@@ -339,6 +339,20 @@ def test_data_report_before_build_pairs_is_one_line_error(
     assert "rmcore build-pairs" in one_line_error(err, "data-report")
 
 
+def test_data_report_on_pair_files_of_an_earlier_rmcore_asks_for_build_pairs_in_one_line(
+    tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given pair files without the columns this version writes (as build-pairs wrote them before)
+    run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
+    run(capsys, "build-pairs", "--lake", str(lake_dir))
+    for path in (lake_dir / "pairs").glob("[tv]*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["p_votes", "chosen_turns", "rejected_turns"]), path)
+    # when the report is asked for, then one line says to build the pairs again
+    code, _, err = run(capsys, "data-report", "--lake", str(lake_dir))
+    assert code == 1
+    assert "build-pairs --lake" in one_line_error(err, "data-report")
+
+
 # ---------------------------------------------------------------- console script
 
 

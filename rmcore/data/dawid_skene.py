@@ -28,7 +28,6 @@ the votes leave undecided (all ties) stays an exact conflict, p = 1/2.
 
 import pandas as pd
 import pyarrow as pa
-from crowdkit.aggregation import DawidSkene
 
 from rmcore.data.votes import COLUMNS, VOTES
 
@@ -70,6 +69,10 @@ def source_posteriors(votes: pd.DataFrame) -> pd.DataFrame:
     if judgments["annotator"].nunique() < 2:
         return pd.DataFrame({"pair_id": pd.Series(dtype=str), "p_first": pd.Series(dtype=float)})
     data = judgments.rename(columns={"pair_id": "task", "annotator": "worker", "vote": "label"})
+    # crowd-kit, with SciPy under it, takes a second to import: only this aggregation needs it, not
+    # every `rmcore` command that imports the pairing module
+    from crowdkit.aggregation import DawidSkene
+
     mirrored = data.assign(task=data["task"] + MIRROR, label=data["label"].map(SWAPPED))
     model = DawidSkene(n_iter=ITERATIONS, tol=TOLERANCE)
     posterior = model.fit_predict_proba(pd.concat([data, mirrored])[["task", "worker", "label"]])

@@ -10,8 +10,9 @@ the posterior
 A pair keeps its vote share when its source has no annotator ids or fewer than two annotators,
 when none of its judgments names an annotator, or when its annotated judgments all come from
 annotators who never judged a pair together with another annotator (left out of the fit: nothing
-measures their reliability; that includes a single vote by an annotator with no other judgments). Only annotated judgments enter a posterior; a pair
-judged in several sources takes the posterior of its source (the first by name).
+measures their reliability; that includes a single vote by an annotator with no other judgments).
+Only annotated judgments enter a posterior; a pair judged in several sources takes the posterior of
+its source (the first by name).
 
 chosen is the response with p >= 1/2 and p_chosen its share (the soft label); p_chosen = 1/2 is a
 conflict, flagged (and kept unless drop_conflicts). p_votes is chosen's plain vote share (equal to

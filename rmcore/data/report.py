@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow.parquet as pq
 
+from rmcore.data import schemas
 from rmcore.data.annotators import annotator_agreement, source_agreement
 from rmcore.data.annotators_report import annotators_figure, annotators_markdown
 from rmcore.data.atomic import write_text
@@ -41,6 +43,12 @@ def data_report(lake: Lake) -> dict[str, Any]:
     if files is None or not all(p.exists() for p in pair_files):
         raise FileNotFoundError(
             f"{lake.root}: no pairs built yet; run `rmcore build-pairs --lake {lake.root}`"
+        )
+    stale = [p for p in pair_files if not set(schemas.PAIRS.names) <= set(pq.read_schema(p).names)]
+    if stale:
+        raise FileNotFoundError(
+            f"{stale[0]}: built by an earlier rmcore, without the columns this report reads; run "
+            f"`rmcore build-pairs --lake {lake.root}` again"
         )
     db = connect(lake.root / ".duckdb")
     db.execute(f"CREATE VIEW comparisons AS SELECT * FROM read_parquet([{files}])")
