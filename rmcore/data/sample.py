@@ -19,8 +19,9 @@ Four files are written, in the formats the ingester reads:
   or in decomposed Unicode (NFD), so that deduplication on normalized text matters.
 - `votes_labelled.csv.gz`: per-annotator votes {prompt, response_a, response_b, label,
   annotator, category}; pairs get one vote, three votes (unanimous or 2-1), a 1-1 split, or a
-  tie, and some votes arrive twice with the responses swapped and the label flipped.
-  Cells may hold quoted newlines (numbered lists).
+  tie, and some votes arrive twice with the responses swapped and the label flipped. One
+  annotator, ann5, casts every dissenting vote (the 1 of a 2-1, a side of each 1-1), so the
+  annotator report has someone to rank last. Cells may hold quoted newlines (numbered lists).
 - `rankings.jsonl`: {prompt, responses, ranks, category}, K = 3..5, rank 0 best, no ties.
 - `hh_transcripts.jsonl.gz`: Anthropic HH-RLHF transcripts {chosen, rejected}, some multi-turn.
 

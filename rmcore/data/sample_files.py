@@ -37,6 +37,9 @@ from rmcore.data.sample_text import (
 
 VOTES_HEADER = ("prompt", "response_a", "response_b", "label", "annotator", "category")
 ANNOTATORS = ("ann1", "ann2", "ann3", "ann4", "ann5")
+CARELESS = "ann5"
+"""The annotator who casts every dissenting vote (the minority of a 2-1 majority, one side of each 1-1
+conflict), so that the data report ranks one annotator last and Dawid-Skene learns to weigh it down."""
 
 TRL_MESSAGE_SHARE = 0.04
 """Share of TRL rows whose prompt and responses are message lists."""
@@ -187,7 +190,18 @@ def votes_for_pair(
         x, y = make_pair(rng, topic, entity, seen)
         winners = {"single": (x,), "unanimous": (x, x, x), "majority": (x, x, y)}[kind]
     annotators = rng.sample(ANNOTATORS, len(winners))
+    if kind in ("majority", "conflict"):
+        annotators = careless_last(annotators)
     return [vote(rng, prompt, x, y, w, ann) for w, ann in zip(winners, annotators, strict=True)]
+
+
+def careless_last(annotators: list[str]) -> list[str]:
+    """The voters with CARELESS casting the last vote (the dissenting one): moved there, or put there
+    in place of whoever drew it (drawing no more random numbers, so the rest of the sample stays)."""
+    others = [a for a in annotators[:-1] if a != CARELESS]
+    if len(others) < len(annotators) - 1:
+        others.append(annotators[-1])
+    return [*others, CARELESS]
 
 
 def flipped(row: list[str]) -> list[str]:

@@ -16,6 +16,11 @@ from typing import Any
 
 import pytest
 
+from rmcore.config import IngestConfig, PairsConfig, SplitConfig
+from rmcore.data.ingest import ingest
+from rmcore.data.lake import Lake
+from rmcore.data.pairs import build_pairs
+from rmcore.data.report import data_report
 from rmcore.data.sample import main, write_sample
 from rmcore.data.sample_manifest import HH_FILE, RANKINGS_FILE, TRL_FILE, VOTES_FILE, SampleManifest
 from rmcore.data.sample_text import TOPICS, bank
@@ -432,3 +437,30 @@ def test_command_line_prints_the_manifest(tmp_path: Path, capsys: pytest.Capture
     assert printed["n_prompts"] == 80
     assert printed["files"] == [str(tmp_path / name) for name in FILES]
     assert sum(printed["bad_row_counts"].values()) == sum(len(f["bad_rows"]) for f in printed["contents"])
+
+
+def test_one_annotator_casts_every_dissenting_vote_and_the_report_ranks_it_last(
+    sample: Sample, tmp_path: Path
+) -> None:
+    # given the sample's good votes, grouped by pair
+    out, manifest = sample
+    votes = good(csv_rows(out / VOTES_FILE), planted(manifest, VOTES_FILE))
+    by_pair: dict[tuple[str, frozenset[str]], dict[str, str]] = {}
+    for vote in votes:
+        a, b = norm(vote["response_a"]), norm(vote["response_b"])
+        winner = {"a": a, "b": b, "tie": "tie"}[vote["label"]]
+        by_pair.setdefault((norm(vote["prompt"]), frozenset((a, b))), {})[vote["annotator"]] = winner
+    # then in every 2-1 majority the one against the others is ann5, and ann5 is in every 1-1 conflict
+    for voters in by_pair.values():
+        counts = Counter(voters.values())
+        if len(voters) == 3 and len(counts) == 2:
+            assert {annotator for annotator, w in voters.items() if counts[w] == 1} == {"ann5"}
+        if len(voters) == 2 and len(counts) == 2 and "tie" not in counts:
+            assert "ann5" in voters
+    # and once ingested, the data report ranks ann5 last
+    lake = Lake(tmp_path / "lake")
+    ingest(lake, [out], IngestConfig())
+    build_pairs(lake, SplitConfig(), PairsConfig())
+    report = data_report(lake)["annotators"]
+    ranked = [a["annotator"] for a in report if a["source"].endswith("/votes_labelled")]
+    assert ranked[0] == "ann5"
