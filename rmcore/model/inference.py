@@ -160,8 +160,14 @@ class Scorer:
         return out
 
     def row_rewards(self, prompts: Sequence[Sequence[Message]], responses: Sequence[str]) -> np.ndarray:
-        """Rewards of (prompt messages, response) rows, (n,)."""
-        return self.sequence_rewards(encode_many(self.rm, prompts, responses))
+        """Rewards of (prompt messages, response) rows, (n,), in order.
+
+        Each distinct sequence is scored once; the responses to one prompt share rows where the model
+        allows it (decoders), as in `pair_rewards`.
+        """
+        sequences = encode_many(self.rm, prompts, responses)
+        groups = [repr([(m["role"], m["content"]) for m in prompt]) for prompt in prompts]
+        return self._distinct_rewards(sequences, groups)
 
     def pair_rewards(self, pairs: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         """Rewards of every pair's chosen and rejected response, (p,) each, in the table's order.
@@ -170,16 +176,22 @@ class Scorer:
         allows it (decoders).
         """
         chosen, rejected = pair_token_ids(self.rm, pairs)
-        prompts = pairs.column("prompt_id").to_pylist() if "prompt_id" in pairs.column_names else None
+        n = len(chosen)
+        prompts = pairs.column("prompt_id").to_pylist() if "prompt_id" in pairs.column_names else range(n)
+        scores = self._distinct_rewards(chosen + rejected, [str(prompts[k % n]) for k in range(2 * n)])
+        return scores[:n], scores[n:]
+
+    def _distinct_rewards(self, sequences: list[list[int]], groups: list[str]) -> np.ndarray:
+        """Rewards of `sequences`, (n,), each distinct one scored once in the group of its first
+        occurrence (`groups[i]`: the prompt sequence i answers; sequences of one group may share)."""
         index: dict[tuple[int, ...], int] = {}
-        groups: list[str] = []
-        for k, seq in enumerate(chosen + rejected):
+        first_groups: list[str] = []
+        for seq, group in zip(sequences, groups, strict=True):
             if tuple(seq) not in index:
                 index[tuple(seq)] = len(index)
-                groups.append(str(prompts[k % len(chosen)]) if prompts else str(k % len(chosen)))
-        scores = self.sequence_rewards([list(seq) for seq in index], groups)
-        which = [index[tuple(seq)] for seq in chosen + rejected]
-        return scores[which[: len(chosen)]], scores[which[len(chosen) :]]
+                first_groups.append(group)
+        scores = self.sequence_rewards([list(seq) for seq in index], first_groups)
+        return scores[[index[tuple(seq)] for seq in sequences]]
 
     def _batch_rewards(self, module: nn.Module, blocks: list[Block]) -> np.ndarray:
         """Rewards of the sequences of a few blocks, (n,) in block order, in one forward: right-padded

@@ -338,3 +338,8 @@ def test_scoring_pairs_with_shared_prompts_gives_the_rewards_of_separate_rows(
     # then the rewards are the same
     for a, b in zip(shared, alone, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    # and scoring the same responses as rows (rmcore score), repeats included, shares and agrees too
+    prompts = pairs.column("prompt").to_pylist() * 2
+    responses = pairs.column("chosen").to_pylist() + pairs.column("rejected").to_pylist()
+    rows = Scorer(rm=rm, max_tokens=400).row_rewards(prompts + prompts[:3], responses + responses[:3])
+    np.testing.assert_allclose(rows, np.concatenate([*alone, alone[0][:3]]), rtol=0, atol=1e-5)
