@@ -27,6 +27,7 @@ from rmcore.data.annotators import annotator_agreement
 from rmcore.data.atomic import replacing, write_table
 from rmcore.data.normalize import response_id
 from rmcore.data.records import Message
+from rmcore.data.schemas import MESSAGES
 from rmcore.data.votes import no_votes
 from rmcore.evaluation.evaluate import Evaluation
 
@@ -39,8 +40,10 @@ SUSPECTS = pa.schema(
         ("rank", pa.int64()),
         ("pair_id", pa.string()),
         ("source", pa.string()),
-        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("prompt", MESSAGES),
+        ("chosen_turns", MESSAGES),
         ("chosen", pa.string()),
+        ("rejected_turns", MESSAGES),
         ("rejected", pa.string()),
         ("p_chosen", pa.float64()),
         ("n_votes", pa.int64()),
@@ -103,6 +106,8 @@ def suspects(evaluation: Evaluation, votes: pa.Table, agreement: Agreement) -> p
             {
                 "rank": rank,
                 **{name: row[name] for name in ("pair_id", "source", "prompt", "chosen", "rejected")},
+                "chosen_turns": row.get("chosen_turns") or [],
+                "rejected_turns": row.get("rejected_turns") or [],
                 "p_chosen": row["p_chosen"],
                 "n_votes": row["n_votes"],
                 "model_p_rejected": float(q[i]),
@@ -154,14 +159,15 @@ def annotator_model_agreement(
 
 
 def write_suspects(table: pa.Table, path: Path) -> None:
-    """The suspects as Parquet, or as CSV when `path` ends in .csv (the prompt as "Role: text" lines,
-    the voters as "annotator: vote (agreement)" separated by "; ")."""
+    """The suspects as Parquet, or as CSV when `path` ends in .csv (the prompt and turns as "Role: text"
+    lines, the voters as "annotator: vote (agreement)" separated by "; ")."""
     if path.suffix.lower() != ".csv":
         write_table(path, table)
         return
     flat = table.to_pylist()
     for row in flat:
-        row["prompt"] = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in row["prompt"])
+        for name in ("prompt", "chosen_turns", "rejected_turns"):
+            row[name] = "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in row[name])
         row["voters"] = "; ".join(_voter_text(v) for v in row["voters"])
     with replacing(path) as tmp:
         columns = {name: [row[name] for row in flat] for name in table.column_names}
