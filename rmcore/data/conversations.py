@@ -20,7 +20,7 @@ from typing import Any
 
 from rmcore.data import fields
 from rmcore.data.normalize import normalized_text
-from rmcore.data.records import Message, Reason, RowRejected
+from rmcore.data.records import Judgment, Label, Message, Reason, RowRejected
 
 _MARKER = re.compile(
     r"^[ \t]*(?:###[ \t]*(human|assistant|user)\b[ \t]*:?|(human|assistant|user)[ \t]*:)",
@@ -38,6 +38,19 @@ class Continuations:
     reply_a: str
     turns_b: tuple[Message, ...]
     reply_b: str
+
+    def judgment(self, label: Label, **details: Any) -> Judgment:
+        """The judgment of a over b with `label` and what the source says beside it (strength,
+        annotator, category, source, attributes)."""
+        return Judgment(
+            prompt=self.prompt,
+            response_a=self.reply_a,
+            response_b=self.reply_b,
+            label=label,
+            response_a_turns=self.turns_a,
+            response_b_turns=self.turns_b,
+            **details,
+        )
 
 
 def split_shared(a: tuple[Message, ...], b: tuple[Message, ...]) -> Continuations:

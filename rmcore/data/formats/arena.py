@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 
 from rmcore.data import fields
-from rmcore.data.conversations import Continuations, split_shared
-from rmcore.data.records import MODEL_LABELLED, Judgment, Label, Message, Parsed, Reason, RowRejected
+from rmcore.data.conversations import split_shared
+from rmcore.data.records import MODEL_LABELLED, Label, Message, Parsed, Reason, RowRejected
 
 WINNERS: dict[str, Label] = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "tie"}
 _BATTLE = frozenset({"model_a", "model_b", "winner", "conversation_a", "conversation_b"})
@@ -74,28 +74,8 @@ def parse(record: Mapping[str, Any]) -> list[Parsed]:
         "turn": str(turn),
         **_metadata(record),
     }
-    return [judgment(pair, label, annotator, MODEL_LABELLED if model_labelled else None, attributes)]
-
-
-def judgment(
-    pair: Continuations,
-    label: Label,
-    annotator: str | None,
-    category: str | None,
-    attributes: Mapping[str, str],
-) -> Judgment:
-    """A judgment of two continuations with the source's annotator, category and attributes."""
-    return Judgment(
-        prompt=pair.prompt,
-        response_a=pair.reply_a,
-        response_b=pair.reply_b,
-        label=label,
-        annotator=annotator,
-        category=category,
-        response_a_turns=pair.turns_a,
-        response_b_turns=pair.turns_b,
-        attributes=dict(attributes),
-    )
+    category = MODEL_LABELLED if model_labelled else None
+    return [pair.judgment(label, annotator=annotator, category=category, attributes=attributes)]
 
 
 def json_value(record: Mapping[str, Any], name: str) -> Any:

@@ -22,7 +22,7 @@ from typing import Any
 
 from rmcore.data import fields
 from rmcore.data.conversations import split_shared
-from rmcore.data.formats.arena import json_value, judgment
+from rmcore.data.formats.arena import json_value
 from rmcore.data.records import Label, Message, Parsed, Reason, RowRejected
 
 WINNER_COLUMNS: dict[str, Label] = {"winner_model_a": "a", "winner_model_b": "b", "winner_tie": "tie"}
@@ -48,7 +48,7 @@ def parse(record: Mapping[str, Any]) -> list[Parsed]:
     attributes = {
         name: value for name in ("id", "model_a", "model_b") if (value := fields.optional_str(record, name))
     }
-    return [judgment(pair, label, None, None, attributes)]
+    return [pair.judgment(label, attributes=attributes)]
 
 
 def _winner(record: Mapping[str, Any]) -> Label:

@@ -31,17 +31,12 @@ def is_labelled(record: Mapping[str, Any]) -> bool:
 
 def judgment(record: Mapping[str, Any], pair: Continuations, label: Label) -> Judgment:
     """A judgment of two continuations, with the record's optional annotator, source, category and margin."""
-    return Judgment(
-        prompt=pair.prompt,
-        response_a=pair.reply_a,
-        response_b=pair.reply_b,
-        label=label,
+    return pair.judgment(
+        label,
         strength=fields.optional_number(record, "margin"),
         annotator=fields.optional_str(record, "annotator"),
         category=fields.optional_str(record, "category"),
         source=fields.optional_str(record, "source"),
-        response_a_turns=pair.turns_a,
-        response_b_turns=pair.turns_b,
     )
 
 
