@@ -34,7 +34,7 @@ from rmcore.config import Aggregate, PairsConfig, SplitConfig
 from rmcore.data import schemas
 from rmcore.data.atomic import replacing
 from rmcore.data.dawid_skene import POSTERIORS, dawid_skene_posteriors
-from rmcore.data.duck import connect
+from rmcore.data.duck import connect, parquet_view
 from rmcore.data.lake import Lake
 from rmcore.data.splits import SPLITS, split_sql
 from rmcore.data.votes import annotated_votes
@@ -135,15 +135,6 @@ def pairs_dir(lake: Lake) -> Path:
     return lake.root / "pairs"
 
 
-def _view(db: duckdb.DuckDBPyConnection, name: str, parts: list[Path], schema: pa.Schema) -> None:
-    """A view over Parquet parts, or over an empty table of `schema` when there are none."""
-    if parts:
-        files = ", ".join(f"'{p}'" for p in parts)
-        db.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-    else:
-        db.register(name, schema.empty_table())
-
-
 def _count(db: duckdb.DuckDBPyConnection, query: str) -> int:
     row = db.execute(query).fetchone()
     assert row is not None
@@ -176,8 +167,8 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
             )
         scratch = lake.root / ".duckdb"
         db = connect(scratch)
-        _view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
-        _view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
+        parquet_view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
+        parquet_view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
         db.execute(_VOTES)
         db.register("posteriors", posteriors(db, options.aggregate))
         db.execute(_LABELLED)

@@ -19,7 +19,7 @@ from rmcore.data import schemas
 from rmcore.data.annotators import annotator_agreement, source_agreement
 from rmcore.data.annotators_report import annotators_figure, annotators_markdown
 from rmcore.data.atomic import write_text
-from rmcore.data.duck import connect
+from rmcore.data.duck import connect, parquet_view
 from rmcore.data.figures import png_bytes, write_bytes
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import pairs_dir
@@ -37,10 +37,10 @@ def _rows(db: Any, query: str) -> list[tuple[Any, ...]]:
 def data_report(lake: Lake) -> dict[str, Any]:
     """The report's content, from the committed lake and the pair files."""
     manifest = lake.manifest()
-    files = ", ".join(f"'{p}'" for p in lake.parts("comparisons", manifest)) or None
+    comparison_parts = lake.parts("comparisons", manifest)
     rankings = ", ".join(f"'{p}'" for p in lake.parts("rankings", manifest)) or None
     pair_files = [pairs_dir(lake) / f"{s}.parquet" for s in SPLITS]
-    if files is None or not all(p.exists() for p in pair_files):
+    if not comparison_parts or not all(p.exists() for p in pair_files):
         raise FileNotFoundError(
             f"{lake.root}: no pairs built yet; run `rmcore build-pairs --lake {lake.root}`"
         )
@@ -51,10 +51,8 @@ def data_report(lake: Lake) -> dict[str, Any]:
             f"`rmcore build-pairs --lake {lake.root}` again"
         )
     db = connect(lake.root / ".duckdb")
-    db.execute(f"CREATE VIEW comparisons AS SELECT * FROM read_parquet([{files}])")
-    db.execute(
-        "CREATE VIEW pairs AS SELECT * FROM read_parquet([" + ", ".join(f"'{p}'" for p in pair_files) + "])"
-    )
+    parquet_view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
+    parquet_view(db, "pairs", pair_files, schemas.PAIRS)
     rejected: dict[str, int] = {}
     by_file = []
     by_format: dict[str, dict[str, int]] = {}

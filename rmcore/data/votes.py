@@ -7,8 +7,9 @@ shown A-vs-B and one shown B-vs-A are votes on the same question: `first`, `seco
 import duckdb
 import pyarrow as pa
 
-from rmcore.data.duck import connect, parquet_list
+from rmcore.data.duck import connect, parquet_view
 from rmcore.data.lake import Lake
+from rmcore.data.schemas import COMPARISONS
 
 VOTES = ("first", "second", "tie")
 COLUMNS = ("source", "pair_id", "annotator", "vote")
@@ -33,11 +34,8 @@ def annotated_votes(db: duckdb.DuckDBPyConnection) -> pa.Table:
 
 def lake_votes(lake: Lake) -> pa.Table:
     """`annotated_votes` of every comparison committed to the lake (none for an empty lake)."""
-    parts = lake.parts("comparisons")
-    if not parts:
-        return no_votes()
     db = connect(lake.root / ".duckdb")
-    db.execute(f"CREATE VIEW comparisons AS SELECT * FROM read_parquet({parquet_list(parts)})")
+    parquet_view(db, "comparisons", lake.parts("comparisons"), COMPARISONS)
     votes = annotated_votes(db)
     db.close()
     return votes
