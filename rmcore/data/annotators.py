@@ -6,6 +6,7 @@ annotator, vote), a vote being `first`, `second` or `tie`: a tie is a label of i
 without annotator ids have no rows there, so they have no entries here.
 """
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
@@ -88,13 +89,17 @@ def annotator_agreement(votes: pa.Table) -> list[dict[str, Any]]:
         }
         for source, annotator, judgments, shared, scored, agreed in rows
     ]
-    return sorted(found, key=lowest_agreement_first)
+    return sorted(found, key=lowest_first("agreement"))
 
 
-def lowest_agreement_first(entry: dict[str, Any]) -> tuple[str, bool, float, str]:
-    """Sort key of an annotator entry: source, then agreement ascending with None last, then name."""
-    agreement = entry["agreement"]
-    return (entry["source"], agreement is None, agreement or 0.0, entry["annotator"])
+def lowest_first(key: str) -> Callable[[Mapping[str, Any]], tuple[str, bool, float, str]]:
+    """Sort key of annotator entries: source, then the figure `key` ascending with None last, then name."""
+
+    def order(entry: Mapping[str, Any]) -> tuple[str, bool, float, str]:
+        value = entry[key]
+        return (entry["source"], value is None, value or 0.0, entry["annotator"])
+
+    return order
 
 
 def value_counts(votes: pa.Table) -> dict[str, np.ndarray]:

@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from rmcore.data.annotators import annotator_agreement
+from rmcore.data.annotators import annotator_agreement, lowest_first
 from rmcore.data.atomic import replacing, write_table
 from rmcore.data.normalize import response_id
 from rmcore.data.records import Message
@@ -129,7 +129,7 @@ def annotator_model_agreement(
 
     model_agreement = (decided votes whose side the model rewards higher) / decided, None when they cast
     none but ties; agreement is their agreement with the other annotators (the data report's figure).
-    Sorted by source, then model_agreement ascending (None last).
+    Sorted by source, then model_agreement ascending (None last), then annotator.
     """
     pairs = evaluation.pairs
     index = {pair_id: i for i, pair_id in enumerate(pairs.column("pair_id").to_pylist())}
@@ -155,7 +155,7 @@ def annotator_model_agreement(
         }
         for (source, annotator), (n, decided, agreed) in tally.items()
     ]
-    return sorted(rows, key=_lowest_first("model_agreement"))
+    return sorted(rows, key=lowest_first("model_agreement"))
 
 
 def write_suspects(table: pa.Table, path: Path) -> None:
@@ -189,11 +189,3 @@ def _voter_text(voter: Mapping[str, Any]) -> str:
 
 def _empty_csv(table: pa.Table) -> pa.Table:
     return pa.table({name: pa.array([], pa.string()) for name in table.column_names})
-
-
-def _lowest_first(key: str) -> Any:
-    def order(row: Mapping[str, Any]) -> tuple[str, bool, float]:
-        value = row[key]
-        return row["source"], value is None, value if value is not None else 0.0
-
-    return order
