@@ -101,9 +101,12 @@ def build_reward_model(cfg: ModelConfig) -> RewardModel:
     with quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(path)
-            attention = {} if cfg.attention == "auto" else {"attn_implementation": cfg.attention}
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, dtype=torch.float32, output_loading_info=True, **attention
+                path,
+                num_labels=1,
+                dtype=torch.float32,
+                output_loading_info=True,
+                attn_implementation=None if cfg.attention == "auto" else cfg.attention,
             )
         except (OSError, ValueError) as error:
             raise ModelLoadError(_load_failure(cfg.name_or_path, path, error)) from error
