@@ -124,9 +124,11 @@ class ModelConfig(Strict):
     room for (per_response, as scoring does), or the same tail for every response to it (per_prompt:
     as much as its longest response leaves), so that a decoder encodes it once for all of them."""
     attention: Literal["auto", "sdpa", "eager", "flex_attention", "flash_attention_2"] = "auto"
-    """The attention implementation transformers loads (auto: its default, SDPA). Shared prompts need
-    one that takes a mask: sdpa and eager compute every masked product, flex_attention (CUDA) skips
-    masked blocks; flash_attention_2 takes none, so share_prompt auto leaves sharing off with it."""
+    """The attention implementation. auto: in training on CUDA, flex_attention for a decoder whose rows
+    share prompts, else SDPA (on CUDA without cuDNN's kernel, which plans per shape). Shared prompts
+    need one that takes a mask: sdpa and eager compute every masked product, flex_attention (CUDA:
+    it has no backward on the CPU) skips masked blocks; flash_attention_2 takes none, so share_prompt
+    auto leaves sharing off with it."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass to save memory."""
     disable_dropout: bool = True
@@ -195,7 +197,19 @@ class TrainConfig(Strict):
     distributed: Literal["ddp", "fsdp"] = "ddp"
     """With several torchrun processes: a model replica per rank (ddp), or FSDP2 shards per layer (fsdp)."""
     compile: bool = False
-    """Wrap the scorer in torch.compile: meant for CUDA with bucketed shapes; slower on CPU."""
+    """Wrap the scorer in torch.compile (rows dynamic, one graph per row width): meant for CUDA, where
+    widths come in buckets (width_multiple); slower on CPU. flex_attention is always compiled."""
+    width_multiple: int | None = Field(None, ge=1)
+    """Pad every micro-batch's row width up to a multiple of this, so that an epoch runs a few shapes
+    whose kernel plans and compiled graphs are reused (None: 128 on CUDA, 1 on the CPU, where padding
+    costs compute and plans nothing)."""
+    log_every: int = Field(10, ge=1)
+    """Read the step metrics back from the device every N steps (and before a checkpoint or evaluation):
+    metrics.jsonl still gets every step, the progress bar moves then, a non-finite loss stops training
+    then, naming its step."""
+    prefetch: int = Field(2, ge=0)
+    """Micro-batches collated and copied to the device ahead of the step, by a background thread
+    (0: collate in the loop)."""
     nproc_per_node: int = Field(1, ge=1)
     """Training processes on this node: `rmcore train` and the retrain flow start them with torchrun
     (1: training runs in the calling process)."""

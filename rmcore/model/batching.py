@@ -25,7 +25,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from rmcore.model.rows import SharePolicy, layout, pack, row_tensors
+from rmcore.model.rows import SharePolicy, bucket_width, layout, pack, row_tensors
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,6 +77,12 @@ class Batch:
     """p."""
     pair_from_ranking: Tensor | None = field(default=None)
     """(p,) bool: True for pairs implied by a ranking (None when the batch was built by hand)."""
+    n_ranking_pairs: int = 0
+    """Pairs implied by rankings, counted on the host: without any, leaving them out reads no tensor."""
+    ranking_index: Tensor = field(default_factory=lambda: torch.zeros((0, 0), dtype=torch.long))
+    """(r, K) long: the strict rankings best -> worst, padded with sequence 0 (`ranking_matrix`)."""
+    ranking_lengths: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    """(r,) long: K_j of each strict ranking."""
     position_ids: Tensor | None = None
     """(m, s) long: positions in rows of blocks that share prompts; None: one sequence per row, in order."""
     blocks: Tensor | None = None
@@ -116,6 +122,11 @@ class Batch:
         }
 
     @property
+    def shape(self) -> tuple[int, int]:
+        """(m, s): rows and width, the shape every kernel of the forward sees."""
+        return int(self.input_ids.shape[0]), int(self.input_ids.shape[1])
+
+    @property
     def n_groups(self) -> int:
         """G: prompt groups that have pairs (reads pair_group; cheap while the batch is on the CPU)."""
         return int(self.pair_group.max().item()) + 1 if self.n_pairs else 0
@@ -134,22 +145,17 @@ class Batch:
         """The strict rankings as a padded index matrix for `losses.plackett_luce`.
 
         Returns index (r, K) long (rows best -> worst, padded with row 0) and lengths (r,) long;
-        `rewards[index]` is the (r, K) reward matrix that plackett_luce takes with the lengths.
+        `rewards[index]` is the (r, K) reward matrix that plackett_luce takes with the lengths. Built
+        on the host by `collate` and moved with the batch, so that nothing is copied inside a step.
         """
-        device = self.chosen.device
-        if not self.rankings:
-            return torch.zeros((0, 0), dtype=torch.long, device=device), torch.zeros(
-                0, dtype=torch.long, device=device
-            )
-        index = torch.nn.utils.rnn.pad_sequence(self.rankings, batch_first=True, padding_value=0)
-        lengths = torch.tensor([len(r) for r in self.rankings], dtype=torch.long, device=index.device)
-        return index, lengths
+        return self.ranking_index, self.ranking_lengths
 
     def without_ranking_pairs(self) -> "Batch":
         """This batch for the pairwise loss with the pairs implied by rankings left out (those pairs
         already stand in the pair files; rankings feed the listwise loss), the prompt groups of the
-        pairs left numbered 0..G-1 again. Rows and rankings stay."""
-        if self.pair_from_ranking is None or not bool(self.pair_from_ranking.any()):
+        pairs left numbered 0..G-1 again. Rows and rankings stay. Reads the batch's tensors: call it
+        while the batch is on the host."""
+        if self.n_ranking_pairs == 0 or self.pair_from_ranking is None:
             return self
         keep = ~self.pair_from_ranking
         return replace(
@@ -161,14 +167,29 @@ class Batch:
             pair_group=torch.unique(self.pair_group[keep], return_inverse=True)[1],
             n_pairs=int(keep.sum()),
             pair_from_ranking=self.pair_from_ranking[keep],
+            n_ranking_pairs=0,
         )
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
-        """A copy with every tensor on `device`."""
+        """A copy with every tensor on `device`; with `non_blocking`, copies from pinned memory return at
+        once (the device's queue orders them before any kernel that reads them)."""
+        return self._mapped(lambda t: t.to(device, non_blocking=non_blocking))
 
-        def move(t: Tensor) -> Tensor:
-            return t.to(device, non_blocking=non_blocking)
+    def pin_memory(self) -> "Batch":
+        """A copy in page-locked host memory, which a GPU copies from without making the host wait."""
+        return self._mapped(Tensor.pin_memory)
 
+    def recorded_on(self, stream: torch.cuda.Stream) -> "Batch":
+        """This batch, the CUDA allocator told that `stream` uses its tensors, so that their memory (made
+        on another stream) is not handed out again before the work queued on `stream` is done."""
+
+        def record(t: Tensor) -> Tensor:
+            t.record_stream(stream)
+            return t
+
+        return self._mapped(record)
+
+    def _mapped(self, move: Callable[[Tensor], Tensor]) -> "Batch":
         def move_optional(t: Tensor | None) -> Tensor | None:
             return None if t is None else move(t)
 
@@ -183,6 +204,9 @@ class Batch:
             rankings=[move(r) for r in self.rankings],
             n_pairs=self.n_pairs,
             pair_from_ranking=move_optional(self.pair_from_ranking),
+            n_ranking_pairs=self.n_ranking_pairs,
+            ranking_index=move(self.ranking_index),
+            ranking_lengths=move(self.ranking_lengths),
             position_ids=move_optional(self.position_ids),
             blocks=move_optional(self.blocks),
             segments=move_optional(self.segments),
@@ -207,16 +231,36 @@ def pair_count(example: Example) -> int:
     return 1 if isinstance(example, PairExample) else len(ranking_pairs(example.ranks))
 
 
+def loss_weight(examples: Sequence[Example], group_by_prompt: bool) -> int:
+    """What a micro-batch of `examples` weighs in its optimizer step, from the examples alone (no
+    tensor is read): its pairs (`Batch.n_pairs`), or with group_by_prompt its prompt groups
+    (`Batch.n_groups`: groups are numbered by first appearance, and G is one more than the highest
+    number a pair has)."""
+    if not group_by_prompt:
+        return sum(pair_count(example) for example in examples)
+    groups: dict[str, int] = {}
+    highest = -1
+    for example in examples:
+        group = groups.setdefault(example.prompt_id, len(groups))
+        if pair_count(example):
+            highest = max(highest, group)
+    return highest + 1
+
+
 def is_strict(ranks: Sequence[int]) -> bool:
     """True when no two responses share a rank (the ranking gets a Plackett-Luce term)."""
     return len(set(ranks)) == len(ranks)
 
 
 def pad_sequences(
-    sequences: Sequence[Sequence[int]], pad_id: int, padding_side: Literal["left", "right"] = "right"
+    sequences: Sequence[Sequence[int]],
+    pad_id: int,
+    padding_side: Literal["left", "right"] = "right",
+    multiple: int = 1,
 ) -> tuple[Tensor, Tensor]:
-    """input_ids and attention_mask, (n, longest) each: the sequences padded on `padding_side`."""
-    width = max((len(s) for s in sequences), default=0)
+    """input_ids and attention_mask, (n, s) each: the sequences padded on `padding_side` to the longest,
+    rounded up to `multiple` (`rmcore.model.rows.bucket_width`)."""
+    width = bucket_width(max((len(s) for s in sequences), default=0), multiple)
     input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for i, tokens in enumerate(sequences):
@@ -231,6 +275,7 @@ def collate(
     pad_id: int,
     padding_side: Literal["left", "right"] = "right",
     share: SharePolicy | None = None,
+    width_multiple: int = 1,
 ) -> Batch:
     """One micro-batch: unique sequences, and pairs and rankings as sequence indices.
 
@@ -240,7 +285,8 @@ def collate(
     among the examples, so pairs and rankings of one prompt share a group. Without `share`, sequence
     i is row i, padded on `padding_side`; with it, the responses to one prompt share blocks where the
     policy says that costs less (`rmcore.model.rows.layout`), packed into right-padded rows
-    (`rmcore.model.rows.pack`), with the row layout.
+    (`rmcore.model.rows.pack`), with the row layout. Rows are as wide as the longest, rounded up to
+    `width_multiple` (a packed row may fill the room that adds).
 
     Raises ValueError for an empty sequence, an unknown padding side, or a pair (given, or
     implied by a ranking) whose two sequences are identical.
@@ -302,10 +348,11 @@ def collate(
             rankings.append(torch.tensor([index[i] for i in order], dtype=torch.long))
 
     if share is None:
-        input_ids, attention_mask = pad_sequences(list(sequences), pad_id, padding_side)
+        input_ids, attention_mask = pad_sequences(list(sequences), pad_id, padding_side, width_multiple)
         layout_inputs: dict[str, Tensor] = {}
     else:
-        rows = row_tensors(pack(layout(list(sequences), sequence_prompts, share)), pad_id)
+        blocks = layout(list(sequences), sequence_prompts, share)
+        rows = row_tensors(pack(blocks, width_multiple), pad_id, width_multiple)
         input_ids, attention_mask, layout_inputs = rows.input_ids, rows.attention_mask, rows.layout_inputs()
     return Batch(
         input_ids=input_ids,
@@ -320,37 +367,12 @@ def collate(
         rankings=rankings,
         n_pairs=len(chosen),
         pair_from_ranking=torch.tensor(from_ranking, dtype=torch.bool),
+        n_ranking_pairs=sum(from_ranking),
+        ranking_index=torch.nn.utils.rnn.pad_sequence(rankings, batch_first=True, padding_value=0)
+        if rankings
+        else torch.zeros((0, 0), dtype=torch.long),
+        ranking_lengths=torch.tensor([len(r) for r in rankings], dtype=torch.long),
     )
-
-
-@dataclass
-class TokenCount:
-    """What a process's forwards computed, batch by batch."""
-
-    encoded: int = 0
-    """Real tokens through the model (a shared prompt counts once)."""
-    padded: int = 0
-    """Positions computed, padding included: rows x longest row, summed over micro-batches."""
-    alone: int = 0
-    """Tokens the same sequences hold each encoded alone (a shared prompt counts once per response)."""
-
-    def add(self, batch: Batch) -> None:
-        """Count one micro-batch."""
-        self.encoded += batch.tokens
-        self.padded += batch.padded_tokens
-        self.alone += batch.sequence_tokens
-
-    def summary(self, total: Callable[[float], float]) -> dict[str, int | float]:
-        """tokens_encoded, tokens_padded, padding (share of computed positions that were padding) and
-        shared_prompt_saving (share of tokens that encoding prompts once saved); `total` sums a count
-        over the processes that share the work (training ranks)."""
-        encoded, padded, alone = (total(float(n)) for n in (self.encoded, self.padded, self.alone))
-        return {
-            "tokens_encoded": int(encoded),
-            "tokens_padded": int(padded),
-            "padding": 1.0 - encoded / padded if padded else 0.0,
-            "shared_prompt_saving": 1.0 - encoded / alone if alone else 0.0,
-        }
 
 
 def padding_waste(batches: Iterable[Batch]) -> float:

@@ -3,8 +3,10 @@
 Notation: r_w (p,) rewards of the preferred ("won") responses, r_l (p,) of the rejected ones,
 d = r_w - r_l. Every function is numerically stable (logsigmoid, logcumsumexp; no exp of a
 reward), computes in float32 whatever the input dtype, and returns a scalar loss together with
-float metrics worth logging (read back from the device in one transfer). metrics["loss"] is
-always the returned loss; the other keys are named after the part (loss_bt, loss_pl, ...).
+the metrics worth logging, as detached () tensors on the loss's device (`LossOut.parts`): a
+training step accumulates them there and reads them back once per log point, never inside the
+step. `LossOut.metrics` reads them as floats in one transfer. parts["loss"] is always the
+returned loss; the other keys are named after the part (loss_bt, loss_pl, ...).
 
 Pairwise losses take an optional per-pair `weight` (p,) and return the weighted mean
 sum(w * l) / sum(w); `group_weights(pair_group)` gives the weights of the InstructGPT group
@@ -12,7 +14,7 @@ normalization, so every pairwise loss can be group-normalized. `pair_loss`, the 
 runs, is the sum of these functions chosen by explicit arguments (a loss kind, margin on/off,
 centering coefficient, group normalization). Each public loss is `_loss_out` of a `_*_parts`
 function that holds its formula and returns the loss and metrics as tensors: `pair_loss` adds
-those parts up and reads them all back in one device transfer instead of one per term.
+those parts up.
 
 An empty input (no pairs, no rankings) gives a loss of 0 that still belongs to the graph, so a
 micro-batch without pairs can go through `backward` unchanged; its metrics are nan.
@@ -20,6 +22,7 @@ micro-batch without pairs can go through `backward` unchanged; its metrics are n
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import torch
@@ -32,15 +35,21 @@ _PAD_REWARD = -1.0e30
 
 @dataclass
 class LossOut:
-    """A scalar loss (with its graph) and float metrics for logging."""
+    """A scalar loss (with its graph) and its metrics for logging, still on the device."""
 
     loss: Tensor
     """() float32 scalar."""
-    metrics: dict[str, float]
+    parts: dict[str, Tensor]
+    """Detached () float32 metrics, on the loss's device; reading them waits for the device."""
+
+    @cached_property
+    def metrics(self) -> dict[str, float]:
+        """`parts` as Python floats, read back in one device transfer (a host sync on a GPU)."""
+        return floats(self.parts)
 
 
-def _floats(values: Mapping[str, Tensor]) -> dict[str, float]:
-    """Detached scalars as Python floats, read back in one device transfer."""
+def floats(values: Mapping[str, Tensor]) -> dict[str, float]:
+    """() tensors as Python floats, read back in one device transfer."""
     if not values:
         return {}
     stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()])
@@ -48,8 +57,8 @@ def _floats(values: Mapping[str, Tensor]) -> dict[str, float]:
 
 
 def _loss_out(parts: Mapping[str, Tensor]) -> LossOut:
-    """LossOut of parts["loss"] (the () loss with its graph) and every part as a float metric."""
-    return LossOut(parts["loss"], _floats(parts))
+    """LossOut of parts["loss"] (the () loss with its graph) and every part, detached, as a metric."""
+    return LossOut(parts["loss"], {key: value.detach().float().reshape(()) for key, value in parts.items()})
 
 
 def _weighted_mean(values: Tensor, weight: Tensor | None) -> Tensor:
@@ -202,8 +211,15 @@ def plackett_luce(rewards: Tensor, lengths: Tensor | None = None) -> LossOut:
     with torch.no_grad():
         best = x[:, 0]
         others = x[:, 1:].masked_fill(~valid[:, 1:], float("-inf"))
-        top1 = (best > others.amax(-1)).float().mean() if k > 1 else best.new_tensor(float("nan"))
-    return _loss_out({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": x.new_tensor(float(n))})
+        top1 = (best > others.amax(-1)).float().mean() if k > 1 else _scalar(float("nan"), x.device)
+    rankings = _scalar(float(n), x.device)
+    return _loss_out({"loss": loss, "loss_pl": loss, "pl_top1": top1, "rankings": rankings})
+
+
+def _scalar(value: float, device: torch.device) -> Tensor:
+    """A () float32 tensor filled on `device`: unlike `torch.tensor(value, device=...)`, no copy from the
+    host, which on a GPU would wait for the work queued before it."""
+    return torch.full((), value, dtype=torch.float32, device=device)
 
 
 def group_weights(pair_group: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rmcore.model.batching import Example, PairExample, ranking_pairs
-from rmcore.model.rows import SharePolicy, layout, row_of_each
+from rmcore.model.rows import SharePolicy, bucket_width, layout, row_of_each
 
 
 @dataclass
@@ -31,13 +31,14 @@ class _Unit:
 
 class _Rows:
     """The rows of a micro-batch being packed, kept as block lengths per prompt group: adding sequences
-    re-lays out only their groups. Padded tokens = rows x widest row: one row per sequence without a
-    share policy, else the rows `rmcore.model.rows.pack` fills with the groups' blocks."""
+    re-lays out only their groups. Padded tokens = rows x row width (the widest block rounded up to
+    `multiple`): one row per sequence without a share policy, else the rows `rmcore.model.rows.pack`
+    fills with the groups' blocks."""
 
     def __init__(
-        self, sequences: list[tuple[int, ...]], groups: list[str], share: SharePolicy | None
+        self, sequences: list[tuple[int, ...]], groups: list[str], share: SharePolicy | None, multiple: int
     ) -> None:
-        self.sequences, self.groups, self.share = sequences, groups, share
+        self.sequences, self.groups, self.share, self.multiple = sequences, groups, share, multiple
         self.members: dict[str, set[int]] = {}
         self.blocks: dict[str, list[int]] = {}
         """Group -> the lengths of its members' blocks."""
@@ -70,9 +71,10 @@ class _Rows:
         """Padded tokens of the micro-batch with these sequences added."""
         _, blocks = self._with(ids)
         lengths = [n for own in {**self.blocks, **blocks}.values() for n in own]
+        width = bucket_width(max(lengths, default=0), self.multiple)
         if self.share is None:
-            return len(lengths) * max(lengths, default=0)
-        return (max(row_of_each(lengths), default=-1) + 1) * max(lengths, default=0)
+            return len(lengths) * width
+        return (max(row_of_each(lengths, self.multiple), default=-1) + 1) * width
 
     def add(self, ids: set[int]) -> None:
         changed, blocks = self._with(ids)
@@ -80,7 +82,7 @@ class _Rows:
         self.blocks.update(blocks)
 
     def empty(self) -> "_Rows":
-        return _Rows(self.sequences, self.groups, self.share)
+        return _Rows(self.sequences, self.groups, self.share, self.multiple)
 
 
 def _sequences_of(example: Example) -> list[list[int]]:
@@ -88,7 +90,11 @@ def _sequences_of(example: Example) -> list[list[int]]:
 
 
 def _units(
-    examples: Sequence[Example], max_tokens: int, keep_prompts_together: bool, share: SharePolicy | None
+    examples: Sequence[Example],
+    max_tokens: int,
+    keep_prompts_together: bool,
+    share: SharePolicy | None,
+    multiple: int,
 ) -> tuple[list[_Unit], list[set[int]], _Rows]:
     """Units in order of first appearance; every example's interned sequences; their layout shapes.
 
@@ -136,7 +142,7 @@ def _units(
             unit.examples.append(i)
             unit.sequences |= set(ids)
             unit.pairs += len(pairs)
-    rows = _Rows(list(interned), groups, share)
+    rows = _Rows(list(interned), groups, share, multiple)
     for unit in units:
         unit.width = rows.widest(unit.sequences)
     for i, own in enumerate(example_ids):
@@ -198,6 +204,7 @@ def plan_batches(
     share: SharePolicy | None = None,
     bucketing: bool = True,
     window_steps: int = 64,
+    width_multiple: int = 1,
 ) -> list[list[list[int]]]:
     """One epoch's order: optimizer steps -> micro-batches -> example indices.
 
@@ -210,8 +217,9 @@ def plan_batches(
        exceed batch_pairs by less than its last unit's pairs; the epoch's last step may be short).
     4. Each step's units are packed, in order (shortest first with bucketing), into
        micro-batches whose cost, rows * longest row (one row per unique sequence, or with `share`
-       the rows its blocks pack into), stays <= max_tokens; a prompt group stays in one micro-batch
-       unless it alone exceeds the budget.
+       the rows its blocks pack into; the longest row rounded up to `width_multiple`, as `collate`
+       pads it), stays <= max_tokens; a prompt group stays in one micro-batch unless it alone
+       exceeds the budget.
     5. With bucketing the steps are shuffled again, so training does not run short to long.
 
     Deterministic for given examples and seed; pass seed + epoch for a new order each epoch.
@@ -219,12 +227,12 @@ def plan_batches(
     cannot be batched: an empty sequence, two identical sequences in a pair, or one example
     needing more than max_tokens padded tokens.
     """
-    if batch_pairs < 1 or max_tokens < 1 or window_steps < 1:
+    if min(batch_pairs, max_tokens, window_steps, width_multiple) < 1:
         raise ValueError(
-            "batch_pairs, max_tokens and window_steps must be >= 1, "
-            f"got {batch_pairs}, {max_tokens}, {window_steps}"
+            "batch_pairs, max_tokens, window_steps and width_multiple must be >= 1, "
+            f"got {batch_pairs}, {max_tokens}, {window_steps}, {width_multiple}"
         )
-    units, example_ids, rows = _units(examples, max_tokens, keep_prompts_together, share)
+    units, example_ids, rows = _units(examples, max_tokens, keep_prompts_together, share, width_multiple)
     rng = random.Random(seed)
     rng.shuffle(units)
 

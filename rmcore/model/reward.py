@@ -88,14 +88,16 @@ def resolve_model_path(name_or_path: str) -> str:
     return name_or_path
 
 
-def build_reward_model(cfg: ModelConfig) -> RewardModel:
+def build_reward_model(cfg: ModelConfig, training_device: torch.device | None = None) -> RewardModel:
     """The reward model `cfg` describes, float32 weights, in eval mode (the trainer calls `.train()`).
 
     `cfg.name_or_path`: "builtin:minilm", a local directory or a Hugging Face Hub id. Pooling "auto"
     becomes "first" for encoders and "last" for decoders; rendering "auto" becomes "chat" when the
     tokenizer has a chat template, else "plain". A tokenizer without a pad token gets EOS (or SEP, UNK)
-    as pad; scores never depend on the pad id. `cfg.precision` (autocast) and `cfg.lora`
-    are the trainer's to apply: not read here.
+    as pad; scores never depend on the pad id. Attention "auto" is transformers' default (SDPA), except
+    for a decoder that will train on CUDA (`training_device`) with shared prompts: FlexAttention, which
+    skips the blocks of positions the shared-prompt mask hides. `cfg.precision` (autocast) and
+    `cfg.lora` are the trainer's to apply: not read here.
     """
     path = resolve_model_path(cfg.name_or_path)
     with quiet_transformers():
@@ -125,10 +127,52 @@ def build_reward_model(cfg: ModelConfig) -> RewardModel:
     _ensure_pad_token(tokenizer, model)
     if decoder:
         model.config.use_cache = False
+    if cfg.attention == "auto" and decoder and cfg.share_prompt != "off" and _cuda(training_device):
+        model.set_attn_implementation("flex_attention")
     share = _share_policy(cfg.share_prompt, decoder, model, cfg.name_or_path)
     if cfg.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return RewardModel(model, tokenizer, pooling, rendering, cfg.max_length, share)
+
+
+def _cuda(device: torch.device | None) -> bool:
+    return device is not None and device.type == "cuda"
+
+
+def attention_implementation(model: nn.Module) -> str:
+    """The attention implementation `model` (a transformers model, or a peft model around one) runs."""
+    unwrap = getattr(model, "get_base_model", None)
+    inner: Any = unwrap() if callable(unwrap) else model
+    return str(getattr(inner.config, "_attn_implementation", "sdpa"))
+
+
+@contextlib.contextmanager
+def attending_with(model: nn.Module, implementation: str) -> Iterator[None]:
+    """`model` computing attention with `implementation` for the duration, then as before.
+
+    Training evaluates a FlexAttention model with SDPA: evaluation's batches come in many shapes and
+    need no backward, and SDPA's dense mask gives the same rewards without compiling per shape."""
+    unwrap = getattr(model, "get_base_model", None)
+    inner: Any = unwrap() if callable(unwrap) else model
+    before = attention_implementation(inner)
+    if before != implementation:
+        inner.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        if before != implementation:
+            inner.set_attn_implementation(before)
+
+
+def attention_kernels(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """The SDPA kernels to run on `device`: on CUDA flash, memory-efficient or math attention, never
+    cuDNN's, which builds an execution plan for every new shape (2.5-12.5 ms a call on an H200, where
+    a training step's attention took far less); elsewhere SDPA's own choice."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def rewards(rm: RewardModel, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
@@ -189,7 +233,7 @@ def attention_mask_for(model: PreTrainedModel, blocks: Tensor, segments: Tensor)
     minimum; flex_attention takes a BlockMask built from the same rule, and skips the blocks of
     positions where it allows nothing.
     """
-    implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    implementation = attention_implementation(model)
     if implementation == "flex_attention":
         return _block_mask(blocks, segments)
     if implementation not in MASKABLE_ATTENTION:
@@ -205,7 +249,12 @@ def attention_mask_for(model: PreTrainedModel, blocks: Tensor, segments: Tensor)
 
 
 def _block_mask(blocks: Tensor, segments: Tensor) -> Any:
-    """FlexAttention's BlockMask of `may_attend` over (r, s) rows."""
+    """FlexAttention's BlockMask of `may_attend` over (r, s) rows, built on the rows' device.
+
+    Training compiles the scorer, and with it `create_block_mask`: traced into the graph, it builds the
+    mask block by block on the device. Called eagerly (a forward outside training), it evaluates the rule
+    densely, (r, s, s) at once.
+    """
     from torch.nn.attention.flex_attention import create_block_mask
 
     def mask_mod(row: Tensor, head: Tensor, query: Tensor, key: Tensor) -> Tensor:
@@ -326,7 +375,7 @@ def _share_policy(setting: str, decoder: bool, model: PreTrainedModel, name: str
         )
     if setting == "off" or not decoder:
         return None
-    implementation = getattr(model.config, "_attn_implementation", "sdpa")
+    implementation = attention_implementation(model)
     if implementation not in MASKABLE_ATTENTION:
         if setting == "on":
             raise ModelLoadError(

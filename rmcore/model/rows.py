@@ -123,14 +123,22 @@ def layout(
     return sorted(blocks, key=lambda block: min(i for i, _ in block.parts))
 
 
-def row_of_each(lengths: Sequence[int]) -> list[int]:
-    """The row of each block of these lengths, packed best fit decreasing into rows as wide as the longest.
+def bucket_width(length: int, multiple: int = 1) -> int:
+    """`length` rounded up to a multiple of `multiple`: the width of a row whose longest block has
+    `length` tokens, when rows come in a few widths so that kernels' plans, the allocator's blocks and
+    compiled graphs are reused from one micro-batch to the next."""
+    return -(-length // multiple) * multiple
+
+
+def row_of_each(lengths: Sequence[int], multiple: int = 1) -> list[int]:
+    """The row of each block of these lengths, packed best fit decreasing into rows as wide as the
+    longest, rounded up to `multiple` (`bucket_width`): a block may use the room the rounding adds.
 
     Longest first, each block goes into the row with the least room that still holds it, or opens a
     row. The number of rows depends on the lengths only (never on their order), so a planner that
     counts rows and `pack` agree. At most 11/9 of the fewest rows possible, plus one.
     """
-    width = max(lengths, default=0)
+    width = bucket_width(max(lengths, default=0), multiple)
     rooms: list[tuple[int, int]] = []
     """(room left, row), sorted: the rows that can still take a token."""
     rows = [0] * len(lengths)
@@ -148,9 +156,9 @@ def row_of_each(lengths: Sequence[int]) -> list[int]:
     return rows
 
 
-def pack(blocks: Sequence[Block]) -> list[list[Block]]:
+def pack(blocks: Sequence[Block], multiple: int = 1) -> list[list[Block]]:
     """The rows that hold `blocks` (`row_of_each`), each row's blocks in the order given."""
-    assignment = row_of_each([block.length for block in blocks])
+    assignment = row_of_each([block.length for block in blocks], multiple)
     rows: list[list[Block]] = [[] for _ in range(max(assignment, default=-1) + 1)]
     for block, row in zip(blocks, assignment, strict=True):
         rows[row].append(block)
@@ -186,9 +194,10 @@ class RowTensors:
         }
 
 
-def row_tensors(rows: Sequence[Sequence[Block]], pad_id: int) -> RowTensors:
-    """The tensors of `rows` (each a few blocks side by side); sequence indices must be 0..n-1, each once."""
-    width = max((sum(block.length for block in row) for row in rows), default=0)
+def row_tensors(rows: Sequence[Sequence[Block]], pad_id: int, multiple: int = 1) -> RowTensors:
+    """The tensors of `rows` (each a few blocks side by side), as wide as the fullest row rounded up to
+    `multiple`; sequence indices must be 0..n-1, each once."""
+    width = bucket_width(max((sum(block.length for block in row) for row in rows), default=0), multiple)
     shape = (len(rows), width)
     input_ids = torch.full(shape, pad_id, dtype=torch.long)
     position_ids = torch.zeros(shape, dtype=torch.long)

@@ -25,7 +25,7 @@ import contextlib
 import datetime
 import os
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, cast
 
 import torch
@@ -44,7 +44,9 @@ from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from rmcore.config import TrainConfig
-from rmcore.model.reward import RewardModel, RewardModule
+from rmcore.model.reward import BLOCK_SPARSE_ATTENTION, RewardModel, RewardModule, attention_implementation
+from rmcore.training.compiled import DynamicRows
+from rmcore.training.metrics_log import StepValues
 
 T = TypeVar("T")
 
@@ -166,15 +168,16 @@ def _groups(micro_batch: Sequence[int], prompt_ids: Sequence[str]) -> list[list[
     return list(groups.values())
 
 
-def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist) -> tuple[nn.Module, nn.Module]:
+def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist, widths: int) -> tuple[nn.Module, nn.Module]:
     """`RewardModule(rm)` on `dist.device`, and what the loss calls: that module, compiled if asked.
 
     With several ranks and `cfg.distributed` ddp, the scorer is wrapped in DDP (rank 0's weights
     broadcast to all); with fsdp, the module is sharded in place (`shard_model`, per transformer
     block) before it is compiled, as PyTorch documents (compile the module DDP or FSDP wraps).
-    `cfg.compile` targets CUDA with fixed, bucketed shapes; on CPU, recompiling for each new
-    micro-batch shape made training slower. Evaluation calls the module itself: sharded under FSDP,
-    never compiled (its many shapes), outside DDP (whose forward broadcasts buffers).
+    `cfg.compile`, and FlexAttention always, compile it with the rows dynamic: a graph per row width,
+    of which the run can use `widths` (`rmcore.training.compiled`). Evaluation calls the
+    module itself: sharded under FSDP, never compiled (its many shapes), outside DDP (whose forward
+    broadcasts buffers).
     """
     module = RewardModule(rm)
     fsdp = dist.enabled and cfg.distributed == "fsdp"
@@ -182,7 +185,9 @@ def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist) -> tuple[nn.Mo
         shard_model(module, getattr(rm.model, "_no_split_modules", None) or (), dist)
     else:
         module.to(dist.device)
-    scorer = cast(nn.Module, torch.compile(module)) if cfg.compile else module
+    scorer: nn.Module = module
+    if cfg.compile or attention_implementation(rm.model) in BLOCK_SPARSE_ATTENTION:
+        scorer = DynamicRows(module, max_graphs=widths + 2)
     if dist.enabled and not fsdp:
         device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
         scorer = DistributedDataParallel(scorer, device_ids=device_ids)
@@ -199,19 +204,25 @@ def gradient_sync(scorer: nn.Module, last: bool) -> contextlib.AbstractContextMa
     return contextlib.nullcontext()
 
 
-def reduce_step(
-    dist: Dist, totals: dict[str, float], bad: float | None
-) -> tuple[dict[str, float], float | None]:
-    """The step's metrics summed over ranks, and the first non-finite loss any rank saw."""
+def reduce_values(dist: Dist, values: list[StepValues]) -> list[StepValues]:
+    """Steps read back on every rank, as one process would have seen them: each step's metrics summed
+    over the ranks, its micro-batch losses those of every rank in rank order; gradient norm, learning
+    rate and speed as this rank has them (the same on every rank, but the speed). One gather."""
     if not dist.enabled:
-        return totals, bad
-    summed: dict[str, float] = {}
-    first_bad: float | None = None
-    for rank_totals, rank_bad in dist.gather((totals, bad)):
-        for key, value in rank_totals.items():
-            summed[key] = summed.get(key, 0.0) + value
-        first_bad = rank_bad if first_bad is None else first_bad
-    return summed, first_bad
+        return values
+    summed: list[tuple[dict[str, float], list[float]]] = [({}, []) for _ in values]
+    for rank_values in dist.gather([(v.metrics, v.losses) for v in values]):
+        for (metrics, losses), (rank_metrics, rank_losses) in zip(summed, rank_values, strict=True):
+            for key, value in rank_metrics.items():
+                metrics[key] = metrics.get(key, 0.0) + value
+            losses.extend(rank_losses)
+    return [replace(v, metrics=m, losses=losses) for v, (m, losses) in zip(values, summed, strict=True)]
+
+
+def whole(tensor: Tensor) -> Tensor:
+    """A sharded result (a DTensor, e.g. FSDP's gradient norm) as one plain tensor on every rank; any
+    other tensor as it is. No value is read."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
 
 
 # ---------------------------------------------------------------- FSDP

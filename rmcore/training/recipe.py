@@ -13,15 +13,16 @@ writes files. With `model.lora` set, peft adapters and the scalar head train; th
 holds the merged full model (loadable without peft) and the adapters + head in `adapter/`.
 """
 
+import contextlib
 import hashlib
 import math
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import orjson
@@ -32,29 +33,39 @@ from rmcore import __version__
 from rmcore.config import Config, LossConfig, ModelConfig, TrainConfig
 from rmcore.data.atomic import write_text
 from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
-from rmcore.evaluation.evaluate import evaluate
-from rmcore.model.batching import Batch, PairExample, RankingExample, TokenCount, collate, pair_count
+from rmcore.evaluation.evaluate import Evaluation, evaluate
+from rmcore.model.batching import Batch, Example, PairExample, RankingExample, loss_weight, pair_count
 from rmcore.model.inference import Scorer, autocast_dtype, pair_token_ids
 from rmcore.model.losses import LossOut, pair_loss, plackett_luce
 from rmcore.model.plan import plan_batches
-from rmcore.model.reward import RewardModel, build_reward_model
+from rmcore.model.reward import (
+    BLOCK_SPARSE_ATTENTION,
+    RewardModel,
+    attending_with,
+    attention_implementation,
+    attention_kernels,
+    build_reward_model,
+)
 from rmcore.model.rows import SharePolicy
 from rmcore.model.saved import ADAPTER_DIR, MODEL_DIR, ModelMetadata, publishing, write_model
 from rmcore.model.tokenize import encode_many, identical_after_truncation
 from rmcore.training import TrainingError
 from rmcore.training.checkpoint import CHECKPOINTS, TrainState, latest_checkpoint, restore, write_checkpoint
+from rmcore.training.compiled import compilations
 from rmcore.training.distributed import (
     Dist,
     full_model_state,
     gradient_sync,
     init_distributed,
-    reduce_step,
+    reduce_values,
     scorer_modules,
     shard_step,
     shutdown,
+    whole,
 )
+from rmcore.training.feed import Collation, TokenCount, micro_batches
 from rmcore.training.lora import is_peft, merged, with_lora
-from rmcore.training.metrics_log import METRICS, append_record, forget_records_after
+from rmcore.training.metrics_log import METRICS, StepRecord, append_record, forget_records_after, read_back
 from rmcore.training.optim import build_optimizer, build_scheduler
 
 SUMMARY = "summary.json"
@@ -72,12 +83,22 @@ def seed_everything(seed: int, deterministic: bool) -> None:
         torch.use_deterministic_algorithms(True)
 
 
-def build_model(cfg: ModelConfig) -> RewardModel:
-    """The reward model of `cfg`, dropout off unless asked; with `cfg.lora`, wrapped in peft adapters.
+def check_device(cfg: ModelConfig, device: torch.device) -> None:
+    """Refuse, before anything loads, what cannot train on `device`."""
+    if cfg.attention in BLOCK_SPARSE_ATTENTION and device.type != "cuda":
+        raise TrainingError(
+            f"model.attention={cfg.attention} trains on CUDA only: FlexAttention has no backward pass on "
+            f"the {device.type.upper()}; use model.attention=auto (SDPA here) or sdpa"
+        )
+
+
+def build_model(cfg: ModelConfig, device: torch.device) -> RewardModel:
+    """The reward model of `cfg` to train on `device`, dropout off unless asked; with `cfg.lora`,
+    wrapped in peft adapters.
 
     Dropout goes before the adapters are added, so LoRA's own dropout (`lora.dropout`) stays.
     """
-    rm = build_reward_model(cfg)
+    rm = build_reward_model(cfg, device)
     if cfg.disable_dropout:
         for module in rm.model.modules():
             if isinstance(module, nn.Dropout):
@@ -133,9 +154,19 @@ def build_examples(rm: RewardModel, data: PairSet, listwise: bool, same_cut: boo
     )
 
 
-def build_plan(examples: Examples, cfg: TrainConfig, share: SharePolicy | None) -> list[list[list[int]]]:
+def width_multiple(cfg: TrainConfig, device: torch.device) -> int:
+    """What row widths are padded up to a multiple of: `cfg.width_multiple`, or 128 on CUDA (kernels'
+    plans and compiled graphs are per shape there) and 1 elsewhere (padding only costs compute)."""
+    if cfg.width_multiple is not None:
+        return cfg.width_multiple
+    return 128 if device.type == "cuda" else 1
+
+
+def build_plan(
+    examples: Examples, cfg: TrainConfig, share: SharePolicy | None, multiple: int = 1
+) -> list[list[list[int]]]:
     """Optimizer steps -> micro-batches -> example indices, over all epochs (fractions allowed);
-    micro-batches fit cfg.max_tokens in the rows `share` lays out."""
+    micro-batches fit cfg.max_tokens in the rows `share` lays out, widths a multiple of `multiple`."""
     plan: list[list[list[int]]] = []
     epoch = 0
     while True:
@@ -147,6 +178,7 @@ def build_plan(examples: Examples, cfg: TrainConfig, share: SharePolicy | None) 
             cfg.keep_prompts_together,
             share=share,
             bucketing=cfg.bucketing,
+            width_multiple=multiple,
         )
         remaining = math.ceil(cfg.epochs * len(steps)) - epoch * len(steps)
         plan.extend(steps[: max(0, remaining)])
@@ -158,15 +190,18 @@ def build_plan(examples: Examples, cfg: TrainConfig, share: SharePolicy | None) 
 # ---------------------------------------------------------------- the maths of one micro-batch
 
 
-def loss_step(
-    scorer: nn.Module, batch: Batch, loss: LossConfig, dtype: torch.dtype | None, device: torch.device
-) -> LossOut:
-    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs.
+def loss_step(scorer: nn.Module, batch: Batch, loss: LossConfig, dtype: torch.dtype | None) -> LossOut:
+    """Rewards of the batch's unique sequences, then the configured ranking loss over its pairs; the
+    batch is where the scorer runs. Reads no value back: the loss and its metrics stay on the device.
 
     `scorer`: `RewardModule(rm)` or a wrapper of it (DDP): (n, s) ids and mask -> (n,) rewards.
     """
-    batch = batch.without_ranking_pairs().to(device)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    batch = batch.without_ranking_pairs()
+    device = batch.input_ids.device
+    with (
+        torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+        attention_kernels(device),
+    ):
         scores = scorer(batch.input_ids, batch.attention_mask, **batch.row_inputs())
     scores = scores.float()
     out = pair_loss(
@@ -180,13 +215,12 @@ def loss_step(
         centering=loss.centering,
         group_normalize=loss.group_by_prompt,
     )
-    if loss.listwise and batch.rankings:
-        index, lengths = batch.ranking_matrix()
+    index, lengths = batch.ranking_matrix()
+    if loss.listwise and index.shape[0]:
         listwise = plackett_luce(scores[index], lengths)
-        total = out.metrics["loss"] + listwise.metrics["loss"]
-        out = LossOut(
-            out.loss + listwise.loss, {**out.metrics, "loss": total, "loss_pl": listwise.metrics["loss"]}
-        )
+        logged = out.parts["loss"].double() + listwise.parts["loss"].double()
+        parts = {**out.parts, "loss": logged, "loss_pl": listwise.parts["loss"]}
+        out = LossOut(out.loss + listwise.loss, parts)
     return out
 
 
@@ -210,12 +244,53 @@ class Run:
     held_out: PairSet | None
     dtype: torch.dtype | None
     dist: Dist
+    collation: Collation
+    """How micro-batches are collated (pad, side, shared prompts, width buckets)."""
     tokens: TokenCount = field(default_factory=TokenCount)
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to output_dir/metrics.jsonl (rank 0)."""
         if self.dist.is_main:
             append_record(self.config.output_dir / METRICS, record)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Step:
+    """One optimizer step as this rank runs it: its micro-batches, and what each weighs in the step."""
+
+    jobs: list[list[Example]]
+    """The examples of each of this rank's micro-batches (a zero-weight filler repeats one example)."""
+    weights: list[float]
+    """Each micro-batch's pairs, or prompt groups when group-normalized; 0 for a filler."""
+    total: float
+    """The weights of the whole step, every rank's micro-batches."""
+    pairs: int
+    """Pairs the whole step trains on."""
+
+
+def _steps(run: Run, start: int, end: int) -> list[_Step]:
+    """Steps `start`..`end` of the plan as this rank runs them (`shard_step`), weighed on the host from
+    the examples alone, so that no step waits for a count from the device or the other ranks."""
+    items, rank, world = run.examples.items, run.dist.rank, run.dist.world_size
+    prompt_ids = [example.prompt_id for example in items]
+    grouped = run.config.loss.group_by_prompt
+
+    def weight(micro_batch: Sequence[int]) -> float:
+        return float(loss_weight([items[i] for i in micro_batch], grouped)) if micro_batch else 0.0
+
+    steps = []
+    for step in run.plan[start:end]:
+        shares = [shard_step(step, prompt_ids, r, world) for r in range(world)]
+        steps.append(
+            _Step(
+                # an empty micro-batch runs one example at weight 0, so that the rank joins every collective
+                jobs=[[items[i] for i in micro_batch or step[0][:1]] for micro_batch in shares[rank]],
+                weights=[weight(micro_batch) for micro_batch in shares[rank]],
+                total=sum(weight(micro_batch) for share in shares for micro_batch in share) or 1.0,
+                pairs=sum(pair_count(items[i]) for micro_batch in step for i in micro_batch),
+            )
+        )
+    return steps
 
 
 def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
@@ -226,80 +301,92 @@ def fit(run: Run, state: TrainState, progress: bool) -> TrainState:
     all-reduce). A micro-batch's loss is scaled by its weight (pairs, or prompt groups when
     group-normalized) over the whole step's, times the world size since DDP and FSDP average
     gradients over ranks: the summed gradient is the single-process one.
+
+    A background thread collates and copies the micro-batches ahead (`rmcore.training.feed`); a step
+    only queues work on the device. Its metrics, gradient norm and micro-batch losses stay there until
+    a log point (every `train.log_every` steps, and before an evaluation, a checkpoint or the end),
+    which reads every pending step at once, logs each, and stops at a non-finite loss, naming its step.
     """
-    cfg, loss_cfg, dist, device = run.config.train, run.config.loss, run.dist, run.dist.device
+    cfg, loss_cfg, dist = run.config.train, run.config.loss, run.dist
     run.rm.model.train()
-    pad = run.rm.tokenizer.pad_token_id if run.rm.tokenizer.pad_token_id is not None else 0
-    side: Literal["left", "right"] = "left" if run.rm.tokenizer.padding_side == "left" else "right"
-    prompt_ids = [example.prompt_id for example in run.examples.items]
     bar = _progress_bar(len(run.plan), state.step, progress and dist.is_main)
     started, pairs_done = time.perf_counter(), 0
     end = min(len(run.plan), state.step + cfg.max_steps) if cfg.max_steps else len(run.plan)
-    while state.step < end:
-        step = run.plan[state.step]
-        mine = shard_step(step, prompt_ids, dist.rank, dist.world_size)
-        # an empty micro-batch runs one example at weight 0, so that the rank joins every collective
-        batches = [
-            collate([run.examples.items[i] for i in mb or step[0][:1]], pad, side, run.rm.share)
-            for mb in mine
-        ]
-        weights = [
-            float(b.n_groups if loss_cfg.group_by_prompt else b.n_pairs) if mb else 0.0
-            for b, mb in zip(batches, mine, strict=True)
-        ]
-        total = dist.sum(sum(weights)) or 1.0
-        run.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
-        bad: float | None = None
-        for k, (batch, weight) in enumerate(zip(batches, weights, strict=True)):
-            share = weight / total
-            with gradient_sync(run.scorer, last=k == len(batches) - 1):
-                out = loss_step(run.scorer, batch, loss_cfg, run.dtype, device)
-                (out.loss * (share * dist.world_size)).backward()
-            if not math.isfinite(out.metrics["loss"]) and bad is None:
-                bad = out.metrics["loss"]
-            if weight == 0:
-                continue
-            run.tokens.add(batch)
-            for key, value in out.metrics.items():
-                totals[key] = totals.get(key, 0.0) + value * share
-        totals, bad = reduce_step(dist, totals, bad)
+    steps = _steps(run, state.step, end)
+    jobs = [job for step in steps for job in step.jobs]
+    pending: list[StepRecord] = []
+    with contextlib.closing(micro_batches(jobs, run.collation, dist.device, cfg.prefetch)) as feed:
+        for step in steps:
+            run.optimizer.zero_grad(set_to_none=True)
+            metrics: dict[str, torch.Tensor] = {}
+            losses = []
+            for k, weight in enumerate(step.weights):
+                micro = next(feed)
+                share = weight / step.total
+                with gradient_sync(run.scorer, last=k == len(step.weights) - 1):
+                    out = loss_step(run.scorer, micro.on_stream(), loss_cfg, run.dtype)
+                    (out.loss * (share * dist.world_size)).backward()
+                losses.append(out.parts["loss"])
+                if weight == 0:
+                    continue
+                run.tokens.add(micro.counts)
+                for key, value in out.parts.items():  # float64, as the host summed them before
+                    metrics[key] = metrics.get(key, 0.0) + value.double() * share
+            grad_norm = torch.nn.utils.clip_grad_norm_(run.rm.model.parameters(), cfg.max_grad_norm)
+            run.optimizer.step()
+            run.scheduler.step()
+            state.step += 1
+            pairs_done += step.pairs
+            pending.append(
+                StepRecord(
+                    step=state.step,
+                    metrics=metrics,
+                    grad_norm=whole(grad_norm),
+                    losses=torch.stack(losses),
+                    lr=float(run.scheduler.get_last_lr()[0]),
+                    pairs_per_s=pairs_done / max(time.perf_counter() - started, 1e-9),
+                )
+            )
+            saving = bool(cfg.save_every) and state.step % cfg.save_every == 0
+            if state.step % cfg.log_every == 0 or state.step == end or saving or _evaluation_due(run, state):
+                _log(run, pending, bar)
+                pending = []
+            if _stop_after_evaluation(run, state):
+                break
+            if saving:
+                write_checkpoint(run.config.output_dir, run.rm, run.optimizer, run.scheduler, state, dist)
+    return state
+
+
+def _log(run: Run, pending: list[StepRecord], bar: Callable[[int, float, float], None]) -> None:
+    """Read the pending steps back (one transfer), stop at the first non-finite loss, log the others."""
+    for values in reduce_values(run.dist, read_back(pending)):
+        bad = next((loss for loss in values.losses if not math.isfinite(loss)), None)
         if bad is not None:
             raise TrainingError(
-                f"loss became {bad} at step {state.step}; the last good checkpoint is "
+                f"loss became {bad} at step {values.step}; the last good checkpoint is "
                 f"{latest_checkpoint(run.config.output_dir)}. Lower train.lr or use model.precision=fp32"
             )
-        grad_norm = torch.nn.utils.clip_grad_norm_(run.rm.model.parameters(), cfg.max_grad_norm)
-        run.optimizer.step()
-        run.scheduler.step()
-        state.step += 1
-        pairs_done += sum(pair_count(run.examples.items[i]) for mb in step for i in mb)
-        pairs_per_s = pairs_done / max(time.perf_counter() - started, 1e-9)
-        record = {
-            "step": state.step,
-            **totals,
-            "grad_norm": float(grad_norm),
-            "lr": float(run.scheduler.get_last_lr()[0]),
-            "pairs_per_s": pairs_per_s,
-        }
-        run.log(record)
-        bar(state.step, totals.get("loss", float("nan")), pairs_per_s)
-        if _stop_after_evaluation(run, state):
-            break
-        if cfg.save_every and state.step % cfg.save_every == 0:
-            write_checkpoint(run.config.output_dir, run.rm, run.optimizer, run.scheduler, state, dist)
-    return state
+        run.log(values.record())
+        bar(values.step, values.metrics.get("loss", float("nan")), values.pairs_per_s)
+
+
+def _evaluation_due(run: Run, state: TrainState) -> bool:
+    """Whether the held-out pairs are evaluated after this step (every train.eval_every steps, or at
+    each epoch's end; never after the last step, which `train` evaluates)."""
+    cfg = run.config.train
+    steps_per_epoch = max(1, round(len(run.plan) / cfg.epochs))
+    due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
+    return run.held_out is not None and due and state.step != len(run.plan)
 
 
 def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
     """Evaluate when due; True when early stopping says to stop."""
-    cfg = run.config.train
-    steps_per_epoch = max(1, round(len(run.plan) / cfg.epochs))
-    due = state.step % cfg.eval_every == 0 if cfg.eval_every else state.step % steps_per_epoch == 0
-    if run.held_out is None or not due or state.step == len(run.plan):
+    if run.held_out is None or not _evaluation_due(run, state):
         return False
-    metrics = evaluate(run.evaluator, run.held_out.pairs).metrics
+    metrics = _evaluate(run.evaluator, run.held_out).metrics
     run.log({"step": state.step, "eval_accuracy": metrics["accuracy"], "eval_loss": metrics["loss"]})
+    cfg = run.config.train
     if metrics["accuracy"] > state.best_accuracy:
         state.best_accuracy, state.evals_without_improvement = metrics["accuracy"], 0
         return False
@@ -307,6 +394,15 @@ def _stop_after_evaluation(run: Run, state: TrainState) -> bool:
     return (
         bool(cfg.early_stopping_patience) and state.evals_without_improvement >= cfg.early_stopping_patience
     )
+
+
+def _evaluate(evaluator: Scorer, held_out: PairSet) -> Evaluation:
+    """`evaluate` on the held-out pairs, a FlexAttention model attending with SDPA meanwhile (the same
+    rewards, without compiling for each of evaluation's many shapes)."""
+    implementation = attention_implementation(evaluator.rm.model)
+    dense = "sdpa" if implementation in BLOCK_SPARSE_ATTENTION else implementation
+    with attending_with(evaluator.rm.model, dense):
+        return evaluate(evaluator, held_out.pairs)
 
 
 def _progress_bar(total: int, start: int, enabled: bool) -> Callable[[int, float, float], None]:
@@ -392,17 +488,20 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> dict[s
 def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str, Any]:
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
+    check_device(config.model, dist.device)
     seed_everything(config.train.seed, config.train.deterministic)
     dtype = autocast_dtype(config.model.precision, dist.device)
-    rm = build_model(config.model)
-    module, scorer = scorer_modules(rm, config.train, dist)
+    rm = build_model(config.model, dist.device)
+    multiple = width_multiple(config.train, dist.device)
+    # a row is never wider than a micro-batch's budget: the widths the run can use
+    module, scorer = scorer_modules(rm, config.train, dist, widths=-(-config.train.max_tokens // multiple))
     scratch = out / "data" if dist.is_main else out / "data" / f"rank-{dist.rank}"
     train_set = load_pairs(config.data.train, "train", config.data, scratch / "train")
     held_out = _held_out(config, scratch)
     examples = build_examples(rm, train_set, config.loss.listwise, config.model.prompt_cut == "per_prompt")
     if not examples.items:
         raise TrainingError(f"no training pairs in {train_set.origin}")
-    plan = build_plan(examples, config.train, rm.share)
+    plan = build_plan(examples, config.train, rm.share, multiple)
     optimizer = build_optimizer(rm.model, config.train)  # over the shards under FSDP
     scheduler = build_scheduler(optimizer, config.train, len(plan))
     state = TrainState()
@@ -432,12 +531,20 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
         held_out=held_out,
         dtype=dtype,
         dist=dist,
+        collation=Collation(
+            pad_id=rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0,
+            padding_side="left" if rm.tokenizer.padding_side == "left" else "right",
+            share=rm.share,
+            width_multiple=multiple,
+        ),
     )
-    started, start_step = time.perf_counter(), state.step
+    started, start_step, compiled = time.perf_counter(), state.step, compilations()
     state = fit(run, state, progress)
     seconds = time.perf_counter() - started
+    compiled = compilations().since(compiled)
     write_checkpoint(out, rm, optimizer, scheduler, state, dist)
-    metrics = evaluate(evaluator, held_out.pairs).metrics if held_out else {}
+    metrics = _evaluate(evaluator, held_out).metrics if held_out else {}
+    shapes = sorted({tuple(shape) for rank in dist.gather(sorted(run.tokens.shapes)) for shape in rank})
     weights = full_model_state(rm.model)
     trained_pairs = sum(
         pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
@@ -452,6 +559,12 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
         "train_seconds": seconds,
         "train_pairs_per_s": trained_pairs / max(seconds, 1e-9),
         **run.tokens.summary(dist.sum),
+        "shapes": len(shapes),
+        "widths": sorted({width for _, width in shapes}),
+        "width_multiple": multiple,
+        "attention": attention_implementation(rm.model),
+        "compiled_graphs": compiled.graphs,
+        "recompiles": compiled.recompiles,
         "precision": str(dtype).removeprefix("torch.") if dtype else "float32",
         "device": dist.device.type,
         "world_size": dist.world_size,

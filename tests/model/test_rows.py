@@ -264,7 +264,7 @@ def test_a_training_step_is_the_same_with_shared_rows(tiny_decoder_dir: Path) ->
     def step(share: SharePolicy | None) -> tuple[dict[str, float], list[torch.Tensor]]:
         batch = collate(examples, pad, "right", share)
         rm.model.zero_grad()
-        out = loss_step(RewardModule(rm), batch, cfg, None, torch.device("cpu"))
+        out = loss_step(RewardModule(rm), batch, cfg, None)
         out.loss.backward()
         return out.metrics, [p.grad.clone() for p in rm.model.parameters() if p.grad is not None]
 

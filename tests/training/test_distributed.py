@@ -207,7 +207,7 @@ def one_process(setup: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 def test_the_plan_exercises_every_way_of_sharing_a_step(setup: dict[str, Path], tmp_path: Path) -> None:
     # given the plan of the torchrun runs below (every rank builds the same one)
     config = _config(setup, tmp_path)
-    rm = build_model(config.model)
+    rm = build_model(config.model, torch.device("cpu"))
     examples = build_examples(rm, load_pairs(config.data.train, "train", config.data, tmp_path), False)
     plan = build_plan(examples, config.train, rm.share)
     prompts = [e.prompt_id for e in examples.items]

@@ -27,6 +27,7 @@ from rmcore.model.tokenize import encode_many
 from rmcore.training.optim import build_optimizer
 from rmcore.training.recipe import build_model, loss_step, save_model, train
 
+CPU = torch.device("cpu")
 MakeConfig = Callable[..., ModelConfig]
 LORA = LoraSettings(r=4, alpha=8, dropout=0.0)
 
@@ -53,7 +54,7 @@ def _trained(rm: RewardModel, steps: int = 4) -> list[PairExample]:
     rm.model.train()
     for _ in range(steps):
         batch = collate(examples, pad, "right")
-        out = loss_step(scorer, batch, LossConfig(), None, torch.device("cpu"))
+        out = loss_step(scorer, batch, LossConfig(), None)
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
@@ -72,7 +73,7 @@ def test_only_adapters_and_the_head_train(
     backbone: str, request: pytest.FixtureRequest, model_config: MakeConfig
 ) -> None:
     # given a tiny backbone with model.lora set
-    rm = build_model(model_config(request.getfixturevalue(backbone), max_length=64, lora=LORA))
+    rm = build_model(model_config(request.getfixturevalue(backbone), max_length=64, lora=LORA), CPU)
 
     # then the trainable parameters are the adapters and the head (classifier and pooler, or score)
     trainable = [name for name, p in rm.model.named_parameters() if p.requires_grad]
@@ -91,7 +92,7 @@ def test_saved_lora_model_reloads_with_the_trained_scores(
     # given a LoRA reward model trained a few steps, and its rewards in memory
     base_dir: Path = request.getfixturevalue(backbone)
     config = model_config(base_dir, max_length=64, lora=LORA)
-    rm = build_model(config)
+    rm = build_model(config, CPU)
     examples = _trained(rm)
     pad = rm.tokenizer.pad_token_id
     assert pad is not None

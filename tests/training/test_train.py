@@ -270,7 +270,7 @@ def test_a_ranking_before_a_pair_in_one_micro_batch_gives_the_listwise_plus_pair
     cfg = LossConfig(listwise=True, group_by_prompt=True)
 
     # when the loss step runs
-    out = loss_step(_TokenSum(), batch, cfg, None, torch.device("cpu"))
+    out = loss_step(_TokenSum(), batch, cfg, None)
 
     # then the pairwise term is the pair's alone: -log sigmoid(0.5 - 0.4) = 0.6443967
     pairwise = -torch.nn.functional.logsigmoid(torch.tensor(0.1)).item()
