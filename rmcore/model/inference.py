@@ -22,7 +22,7 @@ from torch import nn
 
 from rmcore.config import ModelConfig
 from rmcore.model.batching import pad_sequences
-from rmcore.model.reward import RewardModel, RewardModule, build_reward_model
+from rmcore.model.reward import RewardModel, RewardModule, attention_kernels, build_reward_model
 from rmcore.model.rows import Block, layout, pack, row_tensors
 from rmcore.model.saved import ModelMetadata, read_metadata
 from rmcore.model.tokenize import Message, encode_many
@@ -210,7 +210,10 @@ class Scorer:
             tensors = row_tensors(pack(numbered), pad)
             inputs, layout_inputs = (tensors.input_ids, tensors.attention_mask), tensors.layout_inputs()
         dtype, device = self.dtype, self.device
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with (
+            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
+            attention_kernels(device),
+        ):
             moved = {name: value.to(device) for name, value in layout_inputs.items()}
             scores: np.ndarray = (
                 module(inputs[0].to(device), inputs[1].to(device), **moved).float().cpu().numpy()

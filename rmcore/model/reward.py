@@ -220,6 +220,8 @@ class RewardModule(nn.Module):
 
 MASKABLE_ATTENTION = ("sdpa", "eager", "flex_attention")
 """Attention implementations that take a shared-prompt mask (`attention_mask_for`)."""
+DENSE_MASK_ATTENTION = ("sdpa", "eager")
+"""Those that take a dense 4D mask as given (the rest get a 2D one, and build their own)."""
 BLOCK_SPARSE_ATTENTION = ("flex_attention",)
 """Those that skip the blocks of positions nobody attends, rather than compute them masked."""
 
@@ -240,12 +242,29 @@ def attention_mask_for(model: PreTrainedModel, blocks: Tensor, segments: Tensor)
         raise ModelLoadError(
             f"attention {implementation!r} cannot take a shared-prompt mask; use model.share_prompt=off"
         )
-    allowed = shared_prompt_mask(blocks, segments)
-    if implementation == "sdpa":
+    return _as_read(model, shared_prompt_mask(blocks, segments))
+
+
+def _as_read(model: PreTrainedModel, allowed: Tensor) -> Tensor:
+    """A (r, 1, s, s) bool "may attend" mask as an SDPA or eager model reads a 4D mask: SDPA as bool,
+    eager added to the scores, 0 / the dtype's minimum (a bool would be misread without a word)."""
+    if attention_implementation(model) == "sdpa":
         return allowed
     return torch.zeros(allowed.shape, dtype=model.dtype, device=allowed.device).masked_fill(
         ~allowed, torch.finfo(model.dtype).min
     )
+
+
+def _padding_mask(model: PreTrainedModel, mask: Tensor, causal: bool) -> Tensor:
+    """The 4D mask of right-padded rows, (n, s) `mask` 1 on real tokens, for an SDPA or eager model:
+    real keys only, and causal for a decoder. Given whole, transformers uses it as it is, where the
+    mask it builds from a 2D one first asks whether there is any padding, reading a value from the
+    device (on a GPU, waiting for all work queued before it) in every forward."""
+    keys = mask.bool()[:, None, None, :]  # (n, 1, 1, s)
+    if causal:
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        keys = keys & (positions[:, None] >= positions[None, :])  # (n, 1, s, s)
+    return _as_read(model, keys.expand(-1, -1, mask.shape[1], -1))
 
 
 def _block_mask(blocks: Tensor, segments: Tensor) -> Any:
@@ -293,13 +312,16 @@ def _score(
     ids, mask = right_align(input_ids, attention_mask)
     unwrap = getattr(model, "get_base_model", None)  # a peft model: the transformers model inside
     inner: Any = unwrap() if callable(unwrap) else model
+    given = mask
+    if attention_implementation(inner) in DENSE_MASK_ATTENTION:
+        given = _padding_mask(inner, mask, causal=pooling == "last")
     if pooling == "first":
         extra = {}
         if separator is not None:
             extra["token_type_ids"] = segment_ids(ids, mask, separator)
-        logits = inner(input_ids=ids, attention_mask=mask, **extra).logits  # (n, 1), read at [CLS]
+        logits = inner(input_ids=ids, attention_mask=given, **extra).logits  # (n, 1), read at [CLS]
         return logits[:, 0].float()
-    out = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False)
+    out = inner.base_model(input_ids=ids, attention_mask=given, use_cache=False)
     hidden = out.last_hidden_state  # (n, s, h)
     last = (mask.sum(dim=1) - 1).clamp(min=0)  # (n,) index of the last real token
     pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (n, h)

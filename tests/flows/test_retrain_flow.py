@@ -74,6 +74,7 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert run.data.metrics["test.accuracy"] >= 0.9
     assert len(client.get_metric_history(first["run_id"], "train.loss")) > 1
     assert run.data.metrics["training.tokens_encoded"] == first["train"]["tokens_encoded"] > 0
+    assert run.data.metrics["training.shapes"] == first["train"]["shapes"] >= 1
     assert champion.tags["rmcore.data_hash"] == run.data.tags["rmcore.data_hash"]
     logged = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
     assert {"evaluation/report.html", "evaluation/reliability.png", "evaluation/suspects.parquet"} <= logged
