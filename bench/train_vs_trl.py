@@ -484,26 +484,27 @@ def child_trl(spec: dict[str, Any]) -> dict[str, Any]:
 PROFILE_PARTS = (
     ("tokenize", "build_examples: encode every pair (before the loop)"),
     ("plan", "build_plan: length bucketing (before the loop)"),
-    ("collate", "collate: micro-batch tensors"),
+    ("collate", "collate: micro-batch tensors (in the feed's thread, beside the loop, with train.prefetch)"),
     ("forward", "RewardModule.forward under autocast"),
-    ("loss", "the rest of loss_step: indexing, pair_loss, metrics to floats"),
+    ("loss", "the rest of loss_step: indexing, pair_loss (metrics stay tensors)"),
     ("backward", "Tensor.backward"),
     ("clip", "clip_grad_norm_"),
     ("optimizer", "AdamW.step"),
     ("scheduler", "LambdaLR.step"),
-    ("other", "the rest of fit: zero_grad, logging, bookkeeping"),
+    ("other", "the rest of fit: zero_grad, waiting for the feed, log points, bookkeeping"),
 )
 
 
 def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """rmcore.training.recipe.train for `profile_steps` steps, with the time of each part of fit measured.
 
-    Wraps (without changing) what fit calls: collate, loss_step, RewardModule.forward,
+    Wraps (without changing) what fit calls: collate (the feed's), loss_step, RewardModule.forward,
     Tensor.backward, clip_grad_norm_, AdamW.step and LambdaLR.step; and build_examples / build_plan.
     With `torch_profile`, also torch.profiler's top operators over the loop.
     """
     import torch
 
+    import rmcore.training.feed as feed
     import rmcore.training.recipe as rt
     from rmcore.config import Config, DataConfig, ModelConfig, TrainConfig
     from rmcore.model.batching import pair_count
@@ -526,7 +527,7 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
         setattr(owner, name, wrapper)
 
     for owner, name, key in (
-        (rt, "collate", "collate"),
+        (feed, "collate", "collate"),
         (rt, "loss_step", "loss_step"),
         (RewardModule, "forward", "forward"),
         (torch.Tensor, "backward", "backward"),
