@@ -23,8 +23,10 @@ JSON object (after every mode and run, so a timeout still leaves what finished) 
    Per mode: pairs/s, tokens encoded and computed (padding included), the tokens each sequence alone
    holds, model FLOP utilisation (MFU: 6 x non-embedding parameters per encoded token, plus attention,
    over the peak a timed bf16 matrix product reaches on this device), peak memory, `gpu_busy` (device
-   kernel time over wall time across 3 profiled steps, torch.profiler; null on the CPU) and the
-   graphs compiled and recompiles during the mode (torch's dynamo counters).
+   kernel time over wall time across 3 profiled steps, torch.profiler; null on the CPU),
+   `host_syncs_per_step` (the calls that made the host wait for the device in those steps, from
+   CUDA's sync debug mode; null on the CPU) and the graphs compiled and recompiles during the mode
+   (torch's dynamo counters).
 2. NCCL (gloo on the CPU) on one rank: one DDP step and one FSDP2 step of rmcore's wrappers, whose
    losses and gradient norms must equal the plain step's (exit status 1 otherwise).
 3. `rmcore train` on real text (with `--data DIR` holding hh-rlhf/harmless-base/test.jsonl.gz and
@@ -50,6 +52,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from copy import deepcopy
 from pathlib import Path
@@ -218,7 +221,7 @@ def measure(
     multiple = 1 if mode == "padded" else args.width_multiple
     widths = -(-args.max_tokens // multiple)
     scorer: torch.nn.Module = DynamicRows(module, max_graphs=widths + 2) if mode == "flex" else module
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)  # TRL's default too
     plan = plan_batches(items, batch_pairs, args.max_tokens, 0, True, share=share, width_multiple=multiple)
     warmup, timed = plan[:2], plan[2 : 2 + args.steps]
     profiled = timed[:PROFILED_STEPS]
@@ -253,13 +256,22 @@ def measure(
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
+    with (
+        torch.profiler.profile(activities=activities) as prof,
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        if device.type == "cuda":  # every call that makes the host wait for the device warns
+            torch.cuda.set_sync_debug_mode("warn")
         profile_started = time.perf_counter()
         for step in sequence[len(warmup) + len(timed) :]:
             train_step(step)
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
         sync(device)
         profile_wall = time.perf_counter() - profile_started
     gpu_busy = kernel_seconds(prof) / profile_wall if device.type == "cuda" and profiled else None
+    syncs = sum("synchroniz" in str(w.message) for w in caught) if device.type == "cuda" else None
     compiled = compilations().since(before)
     # what the timed steps computed, counted on host collations (outside the timed loop)
     encoded = computed = attended = alone = pairs = 0
@@ -288,6 +300,7 @@ def measure(
         "encoded_tokens_per_s": encoded / seconds,
         "mfu": flops / seconds / peak,
         "gpu_busy": gpu_busy,
+        "host_syncs_per_step": syncs / len(profiled) if syncs is not None and profiled else None,
         "profiled_steps": len(profiled),
         "compiled_graphs": compiled.graphs,
         "recompiles": compiled.recompiles,
