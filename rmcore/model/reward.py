@@ -95,8 +95,9 @@ def build_reward_model(cfg: ModelConfig, training_device: torch.device | None = 
     becomes "first" for encoders and "last" for decoders; rendering "auto" becomes "chat" when the
     tokenizer has a chat template, else "plain". A tokenizer without a pad token gets EOS (or SEP, UNK)
     as pad; scores never depend on the pad id. Attention "auto" is transformers' default (SDPA), except
-    for a decoder that will train on CUDA (`training_device`) with shared prompts: FlexAttention, which
-    skips the blocks of positions the shared-prompt mask hides. `cfg.precision` (autocast) and
+    for a decoder that will train on CUDA (`training_device`) with shared prompts, whose architecture
+    transformers runs with FlexAttention: that, since it skips the blocks of positions the
+    shared-prompt mask hides. `cfg.precision` (autocast) and
     `cfg.lora` are the trainer's to apply: not read here.
     """
     path = resolve_model_path(cfg.name_or_path)
@@ -127,7 +128,7 @@ def build_reward_model(cfg: ModelConfig, training_device: torch.device | None = 
     _ensure_pad_token(tokenizer, model)
     if decoder:
         model.config.use_cache = False
-    if cfg.attention == "auto" and decoder and cfg.share_prompt != "off" and _cuda(training_device):
+    if _flex_by_default(cfg, decoder, model, training_device):
         model.set_attn_implementation("flex_attention")
     share = _share_policy(cfg.share_prompt, decoder, model, cfg.name_or_path)
     if cfg.gradient_checkpointing:
@@ -135,8 +136,19 @@ def build_reward_model(cfg: ModelConfig, training_device: torch.device | None = 
     return RewardModel(model, tokenizer, pooling, rendering, cfg.max_length, share)
 
 
-def _cuda(device: torch.device | None) -> bool:
-    return device is not None and device.type == "cuda"
+def _flex_by_default(
+    cfg: ModelConfig, decoder: bool, model: PreTrainedModel, training_device: torch.device | None
+) -> bool:
+    """Whether attention "auto" means FlexAttention: for a decoder that shares prompts, trains on CUDA
+    (FlexAttention has no backward pass on the CPU) and whose architecture transformers runs with it."""
+    return (
+        cfg.attention == "auto"
+        and decoder
+        and cfg.share_prompt != "off"
+        and training_device is not None
+        and training_device.type == "cuda"
+        and bool(getattr(model, "_supports_flex_attn", False))
+    )
 
 
 def attention_implementation(model: nn.Module) -> str:

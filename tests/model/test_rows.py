@@ -299,6 +299,23 @@ def test_the_attention_option_picks_the_implementation_and_how_sharing_is_costed
     assert flex.model.config._attn_implementation == "flex_attention" and flex.share == FREE
 
 
+def test_auto_attention_is_flex_for_a_decoder_sharing_prompts_that_trains_on_cuda(
+    tiny_decoder_dir: Path, tiny_encoder_dir: Path
+) -> None:
+    # given where the model will train (loading it does not move it, so a CUDA target is only named)
+    def attention(model: Path, device: str, share: str = "auto") -> tuple[str, SharePolicy | None]:
+        config = ModelConfig(name_or_path=str(model), share_prompt=share)  # type: ignore[arg-type]
+        rm = build_reward_model(config, torch.device(device))
+        return rm.model.config._attn_implementation, rm.share
+
+    # then a decoder that shares prompts on CUDA gets FlexAttention, sharing costed without attention
+    assert attention(tiny_decoder_dir, "cuda") == ("flex_attention", FREE)
+    # and on the CPU, without sharing, or for an encoder, SDPA stays
+    assert attention(tiny_decoder_dir, "cpu")[0] == "sdpa"
+    assert attention(tiny_decoder_dir, "cuda", share="off") == ("sdpa", None)
+    assert attention(tiny_encoder_dir, "cuda") == ("sdpa", None)
+
+
 @pytest.mark.slow
 def test_flex_attention_block_masks_give_the_rewards_of_separate_rows() -> None:
     # given a tiny Llama-style decoder with FlexAttention (on the CPU it has no backward: gradients are
