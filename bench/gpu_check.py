@@ -75,7 +75,7 @@ from rmcore.model.rows import SharePolicy, shared_prompt_mask  # noqa: E402
 from rmcore.training.compiled import DynamicRows, compilations  # noqa: E402
 from rmcore.training.distributed import Dist, shard_model  # noqa: E402
 from rmcore.training.feed import Collation, micro_batches  # noqa: E402
-from rmcore.training.recipe import loss_step  # noqa: E402
+from rmcore.training.loop import loss_step  # noqa: E402
 
 QWEN_05B = {
     "hidden_size": 896,

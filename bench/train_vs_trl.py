@@ -505,6 +505,7 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     import rmcore.training.feed as feed
+    import rmcore.training.loop as loop
     import rmcore.training.recipe as rt
     from rmcore.config import Config, DataConfig, ModelConfig, TrainConfig
     from rmcore.model.batching import pair_count
@@ -528,7 +529,7 @@ def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
 
     for owner, name, key in (
         (feed, "collate", "collate"),
-        (rt, "loss_step", "loss_step"),
+        (loop, "loss_step", "loss_step"),
         (RewardModule, "forward", "forward"),
         (torch.Tensor, "backward", "backward"),
         (torch.nn.utils, "clip_grad_norm_", "clip"),

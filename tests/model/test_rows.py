@@ -38,7 +38,7 @@ from rmcore.model.rows import (
     shared_prompt_mask,
 )
 from rmcore.model.tokenize import encode_many
-from rmcore.training.recipe import loss_step
+from rmcore.training.loop import loss_step
 
 FREE = SharePolicy(attention_weight=0.0)
 """Sharing whenever it saves a token (attention costs nothing, as with a block-sparse kernel)."""

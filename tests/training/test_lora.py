@@ -24,8 +24,9 @@ from rmcore.model.inference import Scorer, load_trained
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, rewards, segment_ids
 from rmcore.model.saved import ADAPTER_DIR
 from rmcore.model.tokenize import encode_many
+from rmcore.training.loop import loss_step
 from rmcore.training.optim import build_optimizer
-from rmcore.training.recipe import build_model, loss_step, save_model, train
+from rmcore.training.recipe import build_model, save_model, train
 
 CPU = torch.device("cpu")
 MakeConfig = Callable[..., ModelConfig]

@@ -18,8 +18,9 @@ from rmcore.model.batching import PairExample, RankingExample, collate
 from rmcore.model.losses import plackett_luce
 from rmcore.training import TrainingError
 from rmcore.training.checkpoint import latest_checkpoint
+from rmcore.training.loop import loss_step
 from rmcore.training.optim import lr_factor
-from rmcore.training.recipe import loss_step, train, training_key
+from rmcore.training.recipe import train, training_key
 
 
 @pytest.fixture(scope="module")
