@@ -1,7 +1,9 @@
 """Training a reward model: the recipe and what it composes.
 
-- `rmcore.training.recipe`: build (model, examples, plan), the loss step, the `fit` loop, saving,
-  `train` and the training key.
+- `rmcore.training.recipe`: build (model, examples, plan), saving, `train` and the training key.
+- `rmcore.training.loop`: the loss step and the `fit` loop, its log points and evaluations.
+- `rmcore.training.feed`: micro-batches collated and copied to the device ahead, by a thread.
+- `rmcore.training.compiled`: torch.compile with the rows dynamic, and its counters.
 - `rmcore.training.optim`: AdamW and the warmup + decay schedule.
 - `rmcore.training.metrics_log`: output_dir/metrics.jsonl, a record per step and per evaluation.
 - `rmcore.training.checkpoint`: atomic, resumable checkpoints (safetensors + JSON, no pickles).
