@@ -19,6 +19,7 @@ from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
+from rmcore.data.containers import UnreadableFile
 from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.ingest import commit, plan, stage_input
 from rmcore.data.lake import Lake
@@ -46,9 +47,15 @@ def plan_inputs(lake: str, inputs: list[str]) -> dict[str, Any]:
 def stage(
     lake: str, name: str, content_hash: str, config: Config, fmt: str | None, source: str | None
 ) -> dict[str, Any]:
-    """Read, validate and identify one file into the lake's staging area; its staging summary."""
-    staged = stage_input(Lake(Path(lake)), name, content_hash, config.data.ingest, fmt, source=source)
-    return staged.model_dump()
+    """Read, validate and identify one file into the lake's staging area: {"staged": its staging
+    summary}, or {"failed": the reason} for a file that cannot be read as a whole. That is the file's
+    content, which a retry would not change, so the flow commits the other files and lists it, as
+    `rmcore ingest` does; a failure of the machine (an OSError) still fails the task, to be retried."""
+    try:
+        staged = stage_input(Lake(Path(lake)), name, content_hash, config.data.ingest, fmt, source=source)
+    except UnreadableFile as error:
+        return {"failed": error.reason}
+    return {"staged": staged.model_dump()}
 
 
 @task(retries=2, retry_delay_seconds=1)
@@ -118,17 +125,26 @@ def ingest_flow(
     if not inputs:
         raise ValueError("nothing to ingest: pass paths, or sample=True for the built-in sample")
     planned = plan_inputs(lake_dir, inputs)
-    staged = stage.map(
+    names = [name for name, _ in planned["new"]]
+    outcomes = stage.map(
         unmapped(lake_dir),
-        [name for name, _ in planned["new"]],
+        names,
         [content_hash for _, content_hash in planned["new"]],
         unmapped(config),
         unmapped(fmt),
         unmapped(source),
     ).result()
+    staged, failed = [], dict(planned["failed"])
+    for name, outcome in zip(names, outcomes, strict=True):
+        if "staged" in outcome:
+            staged.append(outcome["staged"])
+        else:
+            failed[name] = outcome["failed"]
     ingested = commit_staged(lake_dir, staged)
     ingested["files_skipped"] += len(planned["skipped"])
-    ingested["files_failed"].update(planned["failed"])
+    ingested["files_failed"].update(failed)
+    for name, why in ingested["files_failed"].items():
+        print(f"could not ingest {name}: {why}")
     pairs = build_pair_datasets(lake_dir, config)
     report = data_report(lake_dir)
     create_markdown_artifact(

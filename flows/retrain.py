@@ -189,10 +189,12 @@ def summary_markdown(result: dict[str, Any]) -> str:
         data = "No new label files: trained on the lake as it is."
     else:
         rejected = ", ".join(f"{reason} {n}" for reason, n in ingested["rejected"].items()) or "none"
+        failed = "".join(f"\n- `{path}`: {why}" for path, why in ingested["files_failed"].items())
         data = (
             f"Rows read {ingested['rows_read']}: {ingested['accepted']} accepted, "
             f"{ingested['rejected_total']} rejected ({rejected}); "
             f"{ingested['new_comparisons']} new comparisons."
+            + (f"\n\nFiles that could not be read, left out of this training:{failed}\n" if failed else "")
         )
     split_counts = ", ".join(f"{split} {n}" for split, n in pairs["pairs"].items())
     lines = ["# Retrain", "", f"{data} Pairs per split: {split_counts}.", ""]

@@ -87,6 +87,31 @@ def test_flow_without_inputs_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "lake").exists()
 
 
+def test_one_unreadable_file_is_listed_and_the_others_are_committed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # given two good label files and one that is not the Parquet its name says
+    good = [
+        _jsonl(tmp_path / "in" / f"day{d}.jsonl", [_labelled(10 * d + i) for i in range(3)]) for d in (1, 2)
+    ]
+    broken = tmp_path / "in" / "broken.parquet"
+    broken.write_bytes(b"PAR1 and then nothing")
+
+    # when the flow ingests all three (through its command line, as a scheduled run would)
+    code = main([*good, str(broken), "--config", str(_config(tmp_path))])
+
+    # then the flow finished: the good files are in the lake, the broken one is named with its reason,
+    # and the exit status says that something failed, as `rmcore ingest`'s does
+    assert code == 1
+    lake = Lake(tmp_path / "lake")
+    assert sorted(Path(entry.path).name for entry in lake.manifest().files) == ["day1.jsonl", "day2.jsonl"]
+    assert len(lake.column("comparisons", "comparison_id")) == 6
+    assert f"ingest: error: {broken}: cannot read as parquet" in capsys.readouterr().err
+    # and the flow's markdown artifact lists it
+    summary = asyncio.run(_artifact_markdown("ingest-summary"))
+    assert f"- `{broken}`: cannot read as parquet" in summary
+
+
 @pytest.mark.slow
 def test_a_forced_format_and_a_source_reach_the_lake(tmp_path: Path) -> None:
     # given a file that detection reads as labelled although its rows also carry TRL's fields,

@@ -59,11 +59,14 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
             for annotator in ("careful-1", "careful-2", "careful-3", "contrarian")
         )
     )
+    # and an export that is not the Parquet its name says
+    broken = tmp_path / "incoming" / "broken.parquet"
+    broken.write_bytes(b"PAR1 and then nothing")
     config = load_config(pipeline)
     client = MlflowClient(tracking_uri(config.tracking))
 
     # when the flow retrains on them
-    first = retrain_flow([str(first_labels), str(crowd)], str(pipeline))
+    first = retrain_flow([str(first_labels), str(crowd), str(broken)], str(pipeline))
 
     # then version 1 is registered as champion, with its held-out metrics, data hash and reports
     assert first["trained"] and first["promotion"]["promoted"]
@@ -82,6 +85,11 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert {"data/data_report.json", "data/annotators.png"} <= data_logged
     summary = asyncio.run(_latest_artifact("retrain-summary"))
     assert "new champion" in summary
+    # and the unreadable file did not stop it: the others were committed and trained on, and the
+    # summary lists it with the reason
+    assert list(first["ingest"]["files_failed"]) == [str(broken)]
+    assert f"`{broken}`: cannot read as parquet" in summary
+    assert first["ingest"]["accepted"] == 400 + 80
     # and its summary lists the lowest-agreement annotators, the contrarian first, and the suspects
     annotators = [line for line in summary.splitlines() if line.startswith("| ") and "crowd" in line]
     assert annotators[0].split(" | ")[1] == "contrarian" and "| 0.0% |" in annotators[0]
