@@ -35,6 +35,7 @@ from rmcore.evaluation.suspects import label_review
 from rmcore.model.saved import MODEL_DIR, is_saved_model
 from rmcore.training import TrainingError
 from rmcore.training.checkpoint import discard_checkpoints, latest_checkpoint
+from rmcore.training.exclusive import sole_training
 from rmcore.training.launch import train_processes
 from rmcore.training.metrics_log import METRICS
 from rmcore.training.recipe import keyed_output, training_key
@@ -60,19 +61,23 @@ def pairs_hash(lake: str) -> str:
 def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
     """Train on the lake's train split into `config.output_dir`, in the training's MLflow run; the summary.
 
-    An interrupted attempt's checkpoint is resumed, and so is its MLflow run. With
+    An interrupted attempt's checkpoint is resumed, and so is its MLflow run; a retrain of the same key
+    that is running now makes this one stop in one line (`sole_training`). With
     `train.nproc_per_node` > 1 the processes' output goes into this task's log.
     """
-    resume = latest_checkpoint(config.output_dir) is not None
     tags = {"rmcore.data_hash": data_hash, "rmcore.version": __version__}
-    with tracking.training_run(config.tracking, key, resume, tags) as (run_id, resumed):
-        if not resumed:
-            tracking.log_config(config)
-            tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
-        result = train_processes(config, resume=resume, progress=False, log=get_run_logger().info)
-        tracking.log_history(config.output_dir / METRICS)
-        tracking.log_training_summary(result)
-        tracking.log_evaluation(result["eval"], "validation")
+    # under the lock, so that a retrain of the same key running now is refused before its checkpoint
+    # is taken for an interrupted attempt's, or its MLflow run for a dead one
+    with sole_training(config.output_dir):
+        resume = latest_checkpoint(config.output_dir) is not None
+        with tracking.training_run(config.tracking, key, resume, tags) as (run_id, resumed):
+            if not resumed:
+                tracking.log_config(config)
+                tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
+            result = train_processes(config, resume=resume, progress=False, log=get_run_logger().info)
+            tracking.log_history(config.output_dir / METRICS)
+            tracking.log_training_summary(result)
+            tracking.log_evaluation(result["eval"], "validation")
     summary = {key: value for key, value in result.items() if key != "eval"}
     return to_jsonable(
         {**summary, "validation": result["eval"], "run_id": run_id, "out": str(config.output_dir)}

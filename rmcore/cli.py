@@ -158,9 +158,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from rmcore.training.exclusive import sole_training
     from rmcore.training.launch import train_processes
 
-    result = train_processes(load_config(args.config, args.overrides), args.resume, progress=not args.json)
+    config = load_config(args.config, args.overrides)
+    with sole_training(config.output_dir):
+        result = train_processes(config, args.resume, progress=not args.json)
     leaked = result["held_out_prompts_in_train"]
     if leaked:
         print(

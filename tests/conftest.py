@@ -24,8 +24,10 @@ import atexit
 import os
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +255,35 @@ def tiny_trained(tiny_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactor
         ],
     )
     return Path(train(config, progress=False)["model_dir"]), folder / "eval.parquet"
+
+
+HOLD_TRAINING = (
+    "import sys; from pathlib import Path; from rmcore.training.exclusive import sole_training\n"
+    "with sole_training(Path(sys.argv[1])):\n"
+    "    print('held', flush=True)\n"
+    "    sys.stdin.read()\n"
+)
+"""Holds an output directory as a training would, until its standard input closes."""
+
+
+@pytest.fixture
+def hold_training() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
+    """`hold_training(output_dir)`: another process holding `output_dir` as a running training does
+    (`rmcore.training.exclusive.sole_training`), until the test ends; that process."""
+    holders: list[subprocess.Popen[str]] = []
+
+    def hold(output_dir: Path) -> subprocess.Popen[str]:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_TRAINING, str(output_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        return holder
+
+    yield hold
+    for holder in holders:
+        holder.kill()
+        holder.wait()

@@ -2,6 +2,7 @@
 tiny encoder: register, promote, skip a rerun with nothing new, never promote a worse model."""
 
 import asyncio
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,9 +12,11 @@ import pytest
 from mlflow import MlflowClient
 from prefect.client.orchestration import get_client
 
-from flows.retrain import retrain_flow
+from flows.retrain import retrain_flow, train_model
 from rmcore.config import load_config
-from rmcore.tracking import tracking_uri
+from rmcore.tracking import experiment_id, tracking_uri
+from rmcore.training import TrainingError
+from rmcore.training.recipe import keyed_output
 
 
 @pytest.fixture
@@ -151,3 +154,19 @@ def test_retrain_launches_torchrun_for_several_processes(
     assert result["train"]["world_size"] == 2
     assert result["promotion"]["version"] == "1"
     assert (Path(result["model_dir"]) / "model.safetensors").exists()
+
+
+def test_a_retrain_of_a_key_that_is_training_now_stops_without_touching_its_run(
+    pipeline: Path, tmp_path: Path, hold_training: Callable[[Path], subprocess.Popen[str]]
+) -> None:
+    # given a retrain of some training key running in another process (it holds the key's folder)
+    config = keyed_output(load_config(pipeline), "k" * 32)
+    holder = hold_training(config.output_dir)
+
+    # when a second retrain of the same key reaches its training task
+    with pytest.raises(TrainingError, match=f"being trained by process {holder.pid}"):
+        train_model.fn(config, "k" * 32, "data-hash")
+
+    # then it stopped before MLflow: no run was started, adopted or marked killed
+    client = MlflowClient(tracking_uri(config.tracking))
+    assert client.search_runs([experiment_id(config.tracking)]) == []
