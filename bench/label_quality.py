@@ -27,7 +27,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.report import data_report
+from rmcore.data.quality.report import data_report
 
 
 def crowd(args: argparse.Namespace, rng: random.Random) -> tuple[list[dict[str, str]], dict[str, str]]:

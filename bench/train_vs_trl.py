@@ -184,8 +184,7 @@ def prepare(name: str, workdir: Path, max_pairs: int | None, max_length: int, fi
     from rmcore.config import DataConfig, IngestConfig, PairsConfig, SplitConfig
     from rmcore.data.ingest import ingest
     from rmcore.data.lake import Lake
-    from rmcore.data.pairs import build_pairs
-    from rmcore.data.pairsets import load_pairs
+    from rmcore.data.pairs import build_pairs, load_pairs
 
     root = workdir / name
     shutil.rmtree(root, ignore_errors=True)
@@ -257,7 +256,7 @@ def _evaluate(rm: Any, held_out: Path, scratch: Path) -> dict[str, Any]:
     import torch
 
     from rmcore.config import DataConfig
-    from rmcore.data.pairsets import load_pairs
+    from rmcore.data.pairs import load_pairs
     from rmcore.evaluation.evaluate import evaluate
     from rmcore.model.inference import Scorer, autocast_dtype
 
@@ -369,7 +368,7 @@ def _trl_inputs(
     Also counts the pairs that TRL's own text path would drop (either side over max_length untruncated).
     """
     from rmcore.config import DataConfig
-    from rmcore.data.pairsets import load_pairs
+    from rmcore.data.pairs import load_pairs
     from rmcore.model.tokenize import encode_many, identical_after_truncation
 
     pairs = load_pairs(train_lake, "train", DataConfig(), scratch).pairs

@@ -19,14 +19,14 @@ from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
-from rmcore.data.containers import UnreadableFile
 from rmcore.data.formats import FORMAT_NAMES
+from rmcore.data.formats.containers import UnreadableFile
 from rmcore.data.ingest import commit, plan, stage_input
+from rmcore.data.ingest.stage import StagedFile
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.report import markdown, write_report
-from rmcore.data.sample import write_sample
-from rmcore.data.stage import StagedFile
+from rmcore.data.quality.report import markdown, write_report
+from rmcore.sample import write_sample
 
 
 @task(retries=2, retry_delay_seconds=1)

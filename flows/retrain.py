@@ -26,7 +26,7 @@ from prefect.context import TaskRunContext
 from flows.ingest import build_pair_datasets, data_report, ingest_flow
 from rmcore import __version__, tracking
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
-from rmcore.data.pairsets import lake_pairs_hash
+from rmcore.data.pairs import lake_pairs_hash
 from rmcore.evaluation.evaluate import evaluate_model
 from rmcore.evaluation.markdown import number, percent
 from rmcore.evaluation.metrics import to_jsonable

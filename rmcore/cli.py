@@ -17,8 +17,8 @@ from typing import Any, get_args
 import orjson
 
 from rmcore.config import Aggregate, Config, ConfigError, add_override_argument, load_config
-from rmcore.data.containers import UnreadableFile
 from rmcore.data.formats import FORMAT_NAMES
+from rmcore.data.formats.containers import UnreadableFile
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
@@ -139,7 +139,7 @@ def cmd_build_pairs(args: argparse.Namespace) -> int:
 
 
 def cmd_data_report(args: argparse.Namespace) -> int:
-    from rmcore.data.report import write_report
+    from rmcore.data.quality.report import write_report
 
     config = _config(args)
     report, paths = write_report(Lake(config.data.lake))
@@ -149,7 +149,7 @@ def cmd_data_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from rmcore.data.sample import write_sample
+    from rmcore.sample import write_sample
 
     manifest = write_sample(args.out, seed=args.seed)
     files = [str(p) for p in manifest.files]

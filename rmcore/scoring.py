@@ -15,9 +15,9 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from rmcore.data import fields
-from rmcore.data.atomic import write_table, write_text
-from rmcore.data.containers import records
+from rmcore.atomic import write_table, write_text
+from rmcore.data.formats import fields
+from rmcore.data.formats.containers import records
 from rmcore.data.records import RowRejected
 from rmcore.model.inference import DEFAULT_MAX_TOKENS, TrainedModel, load_trained
 

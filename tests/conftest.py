@@ -45,8 +45,8 @@ from transformers import (
 )
 
 from rmcore.config import ModelConfig, load_config
-from rmcore.data import schemas
-from rmcore.data.normalize import digest
+from rmcore.data.identity import digest
+from rmcore.data.lake import schemas
 from rmcore.model.reward import resolve_model_path
 from rmcore.training.recipe import train
 

@@ -11,10 +11,10 @@ import pytest
 
 from rmcore.cli import main
 from rmcore.config import SplitConfig
+from rmcore.data.identity import prompt_id
 from rmcore.data.lake import Lake
-from rmcore.data.normalize import prompt_id
+from rmcore.data.pairs.splits import split_of
 from rmcore.data.records import Message
-from rmcore.data.splits import split_of
 
 ROOT = Path(__file__).resolve().parents[1]
 CONSOLE_SCRIPT = ROOT / ".venv" / "bin" / "rmcore"

@@ -5,9 +5,15 @@ python -m pytest tests/test_layers.py
 
 Layers, from the ground up (a module may import its own layer and those below, never one above):
 
-    0  rmcore (the package), rmcore.config
-    1  rmcore.data
-    2  rmcore.model
+    0    rmcore (the package), rmcore.config, rmcore.atomic, rmcore.figures
+    1    rmcore.data, in sub-layers that follow the data:
+    1.0    rmcore.data (the package), rmcore.data.records, rmcore.data.identity
+    1.1    rmcore.data.formats      raw files -> judgments and rankings
+    1.2    rmcore.data.lake         the Parquet lake, its schemas, DuckDB
+    1.3    rmcore.data.ingest       formats -> lake
+    1.4    rmcore.data.pairs        lake -> pairs (load: a label file is ingested first)
+    1.5    rmcore.data.quality      lake + pairs -> the data report
+    2    rmcore.model, rmcore.sample
     3  rmcore.training, rmcore.evaluation, rmcore.scoring
     4  rmcore.tracking, rmcore.reward_pyfunc
     5  rmcore.cli, flows
@@ -26,11 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("rmcore", "flows")
 MAX_LINES = 500
 
-LAYERS = {
+LAYERS: dict[str, float] = {
     "rmcore": 0,
     "rmcore.config": 0,
-    "rmcore.data": 1,
+    "rmcore.atomic": 0,
+    "rmcore.figures": 0,
+    "rmcore.data": 1.0,
+    "rmcore.data.records": 1.0,
+    "rmcore.data.identity": 1.0,
+    "rmcore.data.formats": 1.1,
+    "rmcore.data.lake": 1.2,
+    "rmcore.data.ingest": 1.3,
+    "rmcore.data.pairs": 1.4,
+    "rmcore.data.quality": 1.5,
     "rmcore.model": 2,
+    "rmcore.sample": 2,
     "rmcore.training": 3,
     "rmcore.evaluation": 3,
     "rmcore.scoring": 3,
@@ -79,7 +95,7 @@ def imported_names(path: Path, known: set[str]) -> set[str]:
     return names
 
 
-def layer(name: str) -> int | None:
+def layer(name: str) -> float | None:
     """The layer of a dotted module name, by its longest listed prefix; None for outside modules."""
     parts = name.split(".")
     for end in range(len(parts), 0, -1):

@@ -71,7 +71,7 @@ def test_score_refuses_a_directory_without_metadata(
 def test_the_names_registered_pyfuncs_import_still_score(tiny_trained: tuple[Path, Path]) -> None:
     # given the imports and calls of the pyfunc code logged with models registered by rmcore 0.1
     # (MLflow stores that code with the model and runs it again at load time)
-    from rmcore.data import fields
+    from rmcore.data.formats import fields
     from rmcore.data.records import RowRejected
     from rmcore.scoring import TrainedModel, load_trained, score_rows
     from rmcore.tracking import MODEL_DIR_ARTIFACT

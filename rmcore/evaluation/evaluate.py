@@ -13,8 +13,8 @@ import pyarrow as pa
 
 from rmcore.config import Config
 from rmcore.data.lake import Lake
-from rmcore.data.pairsets import load_pairs
-from rmcore.data.votes import lake_votes
+from rmcore.data.pairs import load_pairs
+from rmcore.data.pairs.votes import lake_votes
 from rmcore.evaluation.metrics import pair_metrics
 from rmcore.model.inference import Scorer, load_trained
 
@@ -30,7 +30,7 @@ class Evaluation:
     """Rewards of each pair's rejected response, (p,)."""
     pairs: pa.Table
     votes: pa.Table | None = None
-    """Who voted on the pairs (rmcore.data.votes.lake_votes of the lake they were built from); None
+    """Who voted on the pairs (rmcore.data.pairs.votes.lake_votes of the lake they were built from); None
     for a bare pair file."""
 
 

@@ -17,7 +17,7 @@ and rejected response ((n,) each), the pair table they came from and `pair_metri
   HTML file from a blob URL in a sandboxed iframe, where images referenced by relative name do not load);
 - report.md: `report_markdown(metrics)` under `title`, with links to the PNG files.
 
-Figures are `matplotlib.figure.Figure` objects drawn by the Agg canvas (rmcore.data.figures), at a
+Figures are `matplotlib.figure.Figure` objects drawn by the Agg canvas (rmcore.figures), at a
 fixed size and 100 dpi. A plot without data (an empty table, no decided pair) says so instead of failing.
 """
 
@@ -32,10 +32,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rmcore.data.atomic import write_text
-from rmcore.data.figures import BAR_COLOR, new_figure, no_data, png_bytes, short_label, write_bytes
+from rmcore.atomic import write_text
 from rmcore.evaluation.markdown import number, percent, report_markdown
 from rmcore.evaluation.metrics import char_lengths, pearson
+from rmcore.figures import BAR_COLOR, new_figure, no_data, png_bytes, short_label, write_bytes
 
 CHOSEN_COLOR = "#1f77b4"
 REJECTED_COLOR = "#d62728"

@@ -6,7 +6,7 @@ A pair's label says its chosen response is better; the model's probability for t
 
 A suspect is a pair with q > 1/2; suspects are ranked by q, most confident contradiction first. Each
 comes with the annotators who voted on it, their vote (chosen, rejected or tie) and their agreement with
-the other annotators over the whole lake (rmcore.data.annotators), so a team can send the label back
+the other annotators over the whole lake (rmcore.data.quality.annotators), so a team can send the label back
 for re-annotation with what it needs to judge it.
 
 Beside that, the model's agreement with each annotator's own held-out votes: over their votes for one
@@ -23,12 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from rmcore.data.annotators import annotator_agreement, lowest_first
-from rmcore.data.atomic import replacing, write_table
-from rmcore.data.normalize import response_id
+from rmcore.atomic import replacing, write_table
+from rmcore.data.identity import response_id
+from rmcore.data.lake.schemas import MESSAGES
+from rmcore.data.pairs.votes import no_votes
+from rmcore.data.quality.annotators import annotator_agreement, lowest_first
 from rmcore.data.records import Message
-from rmcore.data.schemas import MESSAGES
-from rmcore.data.votes import no_votes
 from rmcore.evaluation.evaluate import Evaluation
 
 Agreement = Mapping[tuple[str, str], float | None]
@@ -81,7 +81,7 @@ def model_p_rejected(evaluation: Evaluation) -> np.ndarray:
 def voters(pairs: pa.Table, votes: pa.Table) -> dict[str, list[tuple[str, str]]]:
     """Each pair's (annotator, vote as chosen | rejected | tie), from votes on the pair's first/second side.
 
-    The first response of a pair is the one with the smaller response id (rmcore.data.votes).
+    The first response of a pair is the one with the smaller response id (rmcore.data.pairs.votes).
     """
     chosen_first = {
         row["pair_id"]: _id(row, "chosen") < _id(row, "rejected")

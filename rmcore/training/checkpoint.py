@@ -28,7 +28,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from rmcore.data.atomic import write_text
+from rmcore.atomic import write_text
 from rmcore.model.reward import RewardModel, quiet_transformers
 from rmcore.training import TrainingError
 from rmcore.training.distributed import (

@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 import yaml
 
+from rmcore.atomic import write_text
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
-from rmcore.data.atomic import write_text
 from rmcore.training import TrainingError
 from rmcore.training.recipe import SUMMARY, train
 

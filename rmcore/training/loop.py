@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from rmcore.config import Config, LossConfig
-from rmcore.data.pairsets import PairSet
+from rmcore.data.pairs import PairSet
 from rmcore.evaluation.evaluate import Evaluation, evaluate
 from rmcore.model.batching import Batch, Example, loss_weight, pair_count
 from rmcore.model.inference import Scorer

@@ -14,7 +14,7 @@ import orjson
 import torch
 from torch import Tensor
 
-from rmcore.data.atomic import write_text
+from rmcore.atomic import write_text
 
 METRICS = "metrics.jsonl"
 """The log's file name in the output directory."""

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from rmcore import __version__
+from rmcore.atomic import write_text
 from rmcore.config import Config, ModelConfig, TrainConfig
-from rmcore.data.atomic import write_text
-from rmcore.data.pairsets import PairSet, load_pairs, shared_prompts
+from rmcore.data.pairs import PairSet, load_pairs, shared_prompts
 from rmcore.model.batching import PairExample, RankingExample, pair_count
 from rmcore.model.inference import Scorer, autocast_dtype, pair_token_ids
 from rmcore.model.plan import plan_batches

@@ -22,8 +22,8 @@ from rmcore.data.formats import detected, formats
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs, pairs_dir
+from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import Reason, RowRejected
-from rmcore.data.splits import SPLITS
 
 Record = Mapping[str, Any]
 

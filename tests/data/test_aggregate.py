@@ -17,14 +17,13 @@ import pytest
 from lake_rows import write_jsonl
 
 from rmcore.config import Aggregate, IngestConfig, PairsConfig, SplitConfig
-from rmcore.data.dawid_skene import dawid_skene_posteriors, p_first
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs
-from rmcore.data.pairsets import lake_pairs_hash
-from rmcore.data.report import data_report, markdown
-from rmcore.data.splits import SPLITS
-from rmcore.data.votes import no_votes
+from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash
+from rmcore.data.pairs.dawid_skene import dawid_skene_posteriors, p_first
+from rmcore.data.pairs.splits import SPLITS
+from rmcore.data.pairs.votes import no_votes
+from rmcore.data.quality.report import data_report, markdown
 
 ACCURACY = {
     "careful1": 0.9,

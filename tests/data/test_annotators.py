@@ -22,7 +22,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.report import markdown, write_report
+from rmcore.data.quality.report import markdown, write_report
 
 Rows = list[dict[str, Any]]
 

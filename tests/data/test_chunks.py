@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmcore.config import IngestConfig
-from rmcore.data.containers import line_offsets
+from rmcore.data.formats.containers import line_offsets
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig
-from rmcore.data.containers import RawRecord, UnreadableFile, detect_container, records
+from rmcore.data.formats.containers import RawRecord, UnreadableFile, detect_container, records
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.records import Reason

@@ -9,15 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
-from rmcore.data import schemas
-from rmcore.data.conversations import prompt_and_responses, split_shared, transcript
 from rmcore.data.formats import hh, pairwise
+from rmcore.data.formats.conversations import prompt_and_responses, split_shared, transcript
+from rmcore.data.identity import response_id, text_id
 from rmcore.data.ingest import ingest
-from rmcore.data.lake import Lake, Manifest
-from rmcore.data.normalize import response_id, text_id
+from rmcore.data.lake import Lake, Manifest, schemas
 from rmcore.data.pairs import build_pairs
+from rmcore.data.quality.report import data_report
 from rmcore.data.records import Message, Reason, RowRejected
-from rmcore.data.report import data_report
 
 
 def user(text: str) -> Message:

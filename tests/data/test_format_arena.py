@@ -13,8 +13,8 @@ from rmcore.data.formats import arena, detected, formats
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs
+from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import MODEL_LABELLED, Judgment, Message, Reason, RowRejected
-from rmcore.data.splits import SPLITS
 
 Record = dict[str, Any]
 

@@ -13,8 +13,8 @@ from rmcore.data.formats import arena_csv, detected, formats
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import Judgment, Message, Reason, RowRejected
-from rmcore.data.splits import SPLITS
 
 Record = dict[str, Any]
 COLUMNS = ("id", "model_a", "model_b", "prompt", "response_a", "response_b")

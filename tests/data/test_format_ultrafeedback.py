@@ -14,8 +14,8 @@ from rmcore.data.formats import detected, formats, ultrafeedback
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import MODEL_LABELLED, Message, Ranking, Reason
-from rmcore.data.splits import SPLITS
 
 Record = dict[str, Any]
 

@@ -14,7 +14,7 @@ from rmcore.data.formats import (
     llmbar,
     oasst,
     pairwise,
-    panda,
+    pandalm,
     prometheus,
     ranking,
     tulu,
@@ -460,7 +460,7 @@ def panda_row(**changes: Any) -> Record:
 def test_pandalm_votes_one_judgment_per_annotator() -> None:
     # given votes 1, 2 and 0 from three annotators
     # when parsed
-    parsed = panda.parse(panda_row())
+    parsed = pandalm.parse(panda_row())
     # then three judgments: a, b and tie, annotated by column name, prompt = instruction + input
     prompt = user("Translate to English.\n\nbonjour")
     assert parsed == [
@@ -472,7 +472,7 @@ def test_pandalm_votes_one_judgment_per_annotator() -> None:
 
 def test_pandalm_empty_input_and_missing_annotator_column() -> None:
     # given no input text and only two annotator columns
-    parsed = panda.parse(panda_row(input="", annotator3=...))
+    parsed = pandalm.parse(panda_row(input="", annotator3=...))
     # then the prompt is the instruction alone and there are two judgments
     assert [j.prompt for j in parsed] == [user("Translate to English.")] * 2
     assert [j.label for j in parsed] == ["a", "b"]
@@ -492,7 +492,7 @@ def test_pandalm_empty_input_and_missing_annotator_column() -> None:
 )
 def test_pandalm_failure_modes(record: Record, reason: Reason) -> None:
     # given a PandaLM row with one defect, when parsed, then the whole row is rejected
-    assert reason_of(panda.parse, record) == reason
+    assert reason_of(pandalm.parse, record) == reason
 
 
 # ---------------------------------------------------------------- Tulu

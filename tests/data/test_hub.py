@@ -3,7 +3,7 @@
 import pytest
 
 from rmcore.data.formats import FORMAT_NAMES
-from rmcore.data.hub import KNOWN, HubDataset, hub_dataset
+from rmcore.data.ingest.hub import KNOWN, HubDataset, hub_dataset
 
 
 def test_every_known_dataset_names_a_reader_that_exists() -> None:

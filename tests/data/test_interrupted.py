@@ -24,11 +24,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
-from rmcore.data.ingest import file_hash, ingest
+from rmcore.data.identity import normalized_text
+from rmcore.data.ingest import ingest
+from rmcore.data.ingest.plan import file_hash
 from rmcore.data.lake import TABLES, Lake
-from rmcore.data.normalize import normalized_text
 from rmcore.data.pairs import build_pairs
-from rmcore.data.splits import SPLITS
+from rmcore.data.pairs.splits import SPLITS
 
 CONFIG = IngestConfig()
 KILLED = -signal.SIGKILL
@@ -38,8 +39,8 @@ TIMEOUT_S = 120
 # K-th atomic publish) and logs each finished publish to RMCORE_TEST_PUBLISH_LOG.
 KILLER = """
 import os, signal, sys
-import rmcore.data.atomic as atomic
-import rmcore.data.ingest as ingest_module
+import rmcore.atomic as atomic
+import rmcore.data.ingest.commit as ingest_module
 from rmcore.cli import main
 
 kill_at = os.environ.get("RMCORE_TEST_KILL_AT", "")

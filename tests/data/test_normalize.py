@@ -5,7 +5,7 @@ import unicodedata
 
 import pytest
 
-from rmcore.data.normalize import digest, normalized_text, pair_id, prompt_id, text_id
+from rmcore.data.identity import digest, normalized_text, pair_id, prompt_id, text_id
 from rmcore.data.records import Message
 
 CAFE_NFC = unicodedata.normalize("NFC", "Un café, s'il vous plaît")

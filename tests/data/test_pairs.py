@@ -14,9 +14,8 @@ import pytest
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs
-from rmcore.data.pairsets import lake_pairs_hash
-from rmcore.data.splits import SPLITS, split_of
+from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash
+from rmcore.data.pairs.splits import SPLITS, split_of
 
 
 def vote(prompt: str, a: str, b: str, label: str, annotator: str, margin: float | None = None) -> dict:

@@ -21,11 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
+from rmcore.data.identity import normalized_text
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
-from rmcore.data.normalize import normalized_text
 from rmcore.data.pairs import build_pairs
-from rmcore.data.splits import SPLITS
+from rmcore.data.pairs.splits import SPLITS
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FLIP = {"a": "b", "b": "a", "tie": "tie"}

@@ -20,10 +20,10 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.report import data_report
-from rmcore.data.sample import main, write_sample
-from rmcore.data.sample_manifest import HH_FILE, RANKINGS_FILE, TRL_FILE, VOTES_FILE, SampleManifest
-from rmcore.data.sample_text import TOPICS, bank
+from rmcore.data.quality.report import data_report
+from rmcore.sample.manifest import HH_FILE, RANKINGS_FILE, TRL_FILE, VOTES_FILE, SampleManifest
+from rmcore.sample.text import TOPICS, bank
+from rmcore.sample.write import main, write_sample
 
 FILES = (TRL_FILE, VOTES_FILE, RANKINGS_FILE, HH_FILE)
 ROLES = {"system", "user", "assistant"}

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from rmcore.config import SplitConfig
-from rmcore.data.splits import SPLITS, split_of, split_sql, unit_of
+from rmcore.data.pairs.splits import SPLITS, split_of, split_sql, unit_of
 
 DEFAULT = SplitConfig()
 HALVES = SplitConfig(train=0.5, validation=0.25, test=0.25)

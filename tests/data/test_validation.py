@@ -8,11 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig
+from rmcore.data.formats.validate import check
+from rmcore.data.identity import text_id
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.normalize import text_id
 from rmcore.data.records import Reason, RowRejected
-from rmcore.data.validate import check
 
 CAFE_NFC = unicodedata.normalize("NFC", "café au lait")
 CAFE_NFD = unicodedata.normalize("NFD", "café au lait")

@@ -27,7 +27,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import PairsSummary, build_pairs
-from rmcore.data.report import data_report
+from rmcore.data.quality.report import data_report
 
 pytestmark = pytest.mark.shared_data
 

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rmcore.config import Config, ConfigError, DataConfig, load_config
-from rmcore.data.pairsets import load_pairs
+from rmcore.data.pairs import load_pairs
 from rmcore.evaluation.evaluate import evaluate
 from rmcore.model.inference import load_trained
 from rmcore.training.distributed import Dist, init_distributed, shard_step

@@ -18,7 +18,7 @@ from torch import Tensor
 from transformers import AutoModelForSequenceClassification
 
 from rmcore.config import Config, LoraSettings, LossConfig, ModelConfig, TrainConfig, load_config
-from rmcore.data.pairsets import load_pairs
+from rmcore.data.pairs import load_pairs
 from rmcore.model.batching import PairExample, collate
 from rmcore.model.inference import Scorer, load_trained
 from rmcore.model.reward import RewardModel, RewardModule, build_reward_model, rewards, segment_ids

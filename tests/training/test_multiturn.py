@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import DataConfig, load_config
-from rmcore.data.pairsets import load_pairs
+from rmcore.data.pairs import load_pairs
 from rmcore.model.inference import response_contexts
 from rmcore.scoring import load_trained, score_file
 from rmcore.training.recipe import train

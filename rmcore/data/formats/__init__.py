@@ -1,7 +1,11 @@
 """Source formats: how one raw record becomes judgments or rankings, and how to recognise it.
 
-Detection looks at the first record of a file; the order below goes from the most specific
-shape to the most generic. `--format NAME` overrides detection.
+    file bytes -> containers.py (RawRecord) -> a reader per format (fields.py, conversations.py)
+        -> Parsed (Judgment / Ranking) -> validate.py (checks every row must pass)
+
+One module per format, named as the format (`--format NAME`); arena.py also reads mt_bench and
+pairwise.py reads `labelled` and `trl`. Detection looks at the first record of a file; the order
+below goes from the most specific shape to the most generic. `--format NAME` overrides detection.
 """
 
 from collections.abc import Callable, Mapping
@@ -19,7 +23,7 @@ from rmcore.data.formats import (
     nectar,
     oasst,
     pairwise,
-    panda,
+    pandalm,
     prometheus,
     ranking,
     safe_rlhf,
@@ -52,7 +56,7 @@ def formats(options: IngestConfig | None = None) -> dict[str, Format]:
         f.name: f
         for f in (
             Format("oasst", oasst.is_oasst, oasst_parse),
-            Format("pandalm", panda.is_pandalm, panda.parse),
+            Format("pandalm", pandalm.is_pandalm, pandalm.parse),
             Format("tulu", tulu.is_tulu, tulu.parse),
             Format("prometheus", prometheus.is_prometheus, prometheus.parse),
             Format("llmbar", llmbar.is_llmbar, llmbar.parse),

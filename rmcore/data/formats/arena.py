@@ -16,7 +16,7 @@ Both come from LMSYS in one record shape, read by one parser and registered as t
 Mapping. The conversations are cut to their first `turn` user turns and the replies to them (a
 turn-1 MT-Bench judgment compares the first exchange only; in the Arena `turn` counts the user
 turns, so the cut leaves the conversation whole), then split into the prompt they share and each
-side's leading turns and final reply (rmcore.data.conversations.split_shared). `winner` model_a /
+side's leading turns and final reply (rmcore.data.formats.conversations.split_shared). `winner` model_a /
 model_b is label a / b; both ties are label tie, the raw winner kept in attributes. `judge` (a
 list joined with "/") or `judge_hash` is the annotator; a judge whose name starts with "gpt" is a
 model, so its judgment gets category model-labelled. Attributes: model_a, model_b, winner, turn,
@@ -34,8 +34,8 @@ from typing import Any
 
 import orjson
 
-from rmcore.data import fields
-from rmcore.data.conversations import split_shared
+import rmcore.data.formats.fields as fields
+from rmcore.data.formats.conversations import split_shared
 from rmcore.data.records import MODEL_LABELLED, Label, Message, Parsed, Reason, RowRejected
 
 WINNERS: dict[str, Label] = {"model_a": "a", "model_b": "b", "tie": "tie", "tie (bothbad)": "tie"}

@@ -7,7 +7,7 @@
 "And 3+3?"]' and response_a '["4", "6"]': turn i is the user's prompt i and the model's reply to
 it. Each side's conversation (user p1, assistant r1, user p2, assistant r2, ...) is split into the
 prompt the two share and each side's leading turns and final reply
-(rmcore.data.conversations.split_shared). The winner columns are one-hot, 0 / 1 (as numbers, or
+(rmcore.data.formats.conversations.split_shared). The winner columns are one-hot, 0 / 1 (as numbers, or
 as text the way CSV gives them): winner_model_a is label a, winner_model_b b, winner_tie tie.
 Attributes: id, model_a and model_b, where present.
 
@@ -20,9 +20,9 @@ one that is not text (non_string).
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
-from rmcore.data.conversations import split_shared
+import rmcore.data.formats.fields as fields
 from rmcore.data.formats.arena import json_value
+from rmcore.data.formats.conversations import split_shared
 from rmcore.data.records import Label, Message, Parsed, Reason, RowRejected
 
 WINNER_COLUMNS: dict[str, Label] = {"winner_model_a": "a", "winner_model_b": "b", "winner_tie": "tie"}

@@ -20,8 +20,8 @@ a user turn (missing_field), and the usual missing, null, non-text or empty fiel
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
-from rmcore.data.normalize import digest, normalized_text, prompt_id, text_id
+import rmcore.data.formats.fields as fields
+from rmcore.data.identity import digest, normalized_text, prompt_id, text_id
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 SCORES = range(-3, 4)

@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
-from rmcore.data.conversations import split_shared
+import rmcore.data.formats.fields as fields
+from rmcore.data.formats.conversations import split_shared
 from rmcore.data.formats.pairwise import judgment
 from rmcore.data.records import Message, Parsed, Reason, RowRejected
 

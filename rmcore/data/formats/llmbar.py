@@ -3,7 +3,7 @@
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 _LABELS: dict[int, Label] = {1: "a", 2: "b"}

@@ -19,7 +19,7 @@ for every format).
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.formats.hh import turns as transcript_turns
 from rmcore.data.records import MODEL_LABELLED, Message, Parsed, Ranking, Reason, RowRejected
 

@@ -8,7 +8,7 @@ Synthetic trees (`synthetic: true` at the root) are quarantined unless asked for
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.formats.ranking import ranks
 from rmcore.data.records import Message, Parsed, Ranking, Reason, RowRejected
 

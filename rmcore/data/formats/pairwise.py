@@ -6,14 +6,14 @@ Labelled:      {"prompt", "response_a", "response_b", "label": a|b|tie}.
 All take optional `annotator`, `source`, `category` and `margin` (a graded strength).
 
 Conversations may differ from an earlier assistant turn on (multi-turn chosen / rejected); an empty
-prompt with both responses written as transcripts takes the prompt from them (rmcore.data.conversations).
+prompt with both responses written as transcripts takes the prompt from them (conversations.py).
 """
 
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
-from rmcore.data.conversations import Continuations, prompt_and_responses, split_shared
+import rmcore.data.formats.fields as fields
+from rmcore.data.formats.conversations import Continuations, prompt_and_responses, split_shared
 from rmcore.data.records import Judgment, Label, Message, Parsed
 
 

@@ -7,7 +7,7 @@ Each instruction is a grading prompt embedding the task and one response between
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Message, Parsed, Reason, RowRejected
 
 _TASK = "###The instruction to evaluate:"

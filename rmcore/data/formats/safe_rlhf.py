@@ -25,7 +25,7 @@ categories that are not an object of booleans.
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 Preference = Literal["better", "safer"]

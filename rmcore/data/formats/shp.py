@@ -18,7 +18,7 @@ post or comment is rejected with its reason; so is a score_ratio that is not a n
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed
 
 LABELS: dict[int, Label] = {1: "a", 0: "b"}

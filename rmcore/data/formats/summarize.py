@@ -27,7 +27,7 @@ Rejected: info or extra that is not an object (not_an_object); info with neither
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 CHOICES: dict[int, Label] = {0: "a", 1: "b"}

@@ -8,7 +8,7 @@ Each row is one evaluator's judgment; `evaluator` is the annotator.
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 PREFERENCES: dict[str, tuple[Label, float | None]] = {

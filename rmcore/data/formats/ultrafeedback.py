@@ -19,7 +19,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.formats.nectar import model_attributes, objects
 from rmcore.data.records import MODEL_LABELLED, Message, Parsed, Ranking, Reason, RowRejected
 

@@ -28,7 +28,7 @@ answers: empty_text); a score that is missing, null or not a finite number.
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed
 
 

@@ -9,7 +9,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from rmcore.data.atomic import replacing
+from rmcore.atomic import replacing
 
 DPI = 100
 BAR_COLOR = "#4c72b0"

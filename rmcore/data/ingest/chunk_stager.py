@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from rmcore.data import schemas
-from rmcore.data.atomic import ParquetParts
-from rmcore.data.containers import RawRecord
-from rmcore.data.normalize import digest, pair_id, prompt_id, response_id, text_id
+from rmcore.atomic import ParquetParts
+from rmcore.data.formats.containers import RawRecord
+from rmcore.data.formats.validate import check
+from rmcore.data.identity import digest, pair_id, prompt_id, response_id, text_id
+from rmcore.data.lake import schemas
 from rmcore.data.records import Judgment, Label, Message, Ranking, RowRejected
-from rmcore.data.validate import check
 
 FLIPPED: dict[Label, Label] = {"a": "b", "b": "a", "tie": "tie"}
 

@@ -18,8 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rmcore.data import fields
-from rmcore.data.normalize import normalized_text
+import rmcore.data.formats.fields as fields
+from rmcore.data.identity import normalized_text
 from rmcore.data.records import Judgment, Label, Message, Reason, RowRejected
 
 _MARKER = re.compile(

@@ -7,9 +7,9 @@ shown A-vs-B and one shown B-vs-A are votes on the same question: `first`, `seco
 import duckdb
 import pyarrow as pa
 
-from rmcore.data.duck import connect, parquet_view
 from rmcore.data.lake import Lake
-from rmcore.data.schemas import COMPARISONS
+from rmcore.data.lake.duck import connect, parquet_view
+from rmcore.data.lake.schemas import COMPARISONS
 
 VOTES = ("first", "second", "tie")
 COLUMNS = ("source", "pair_id", "annotator", "vote")

@@ -16,11 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rmcore.config import DataConfig, SplitConfig
-from rmcore.data import schemas
 from rmcore.data.ingest import ingest
-from rmcore.data.lake import Lake
-from rmcore.data.pairs import build_pairs, pairs_dir
-from rmcore.data.splits import SPLITS
+from rmcore.data.lake import Lake, schemas
+from rmcore.data.pairs.build import build_pairs, pairs_dir
+from rmcore.data.pairs.splits import SPLITS
 
 
 @dataclass(frozen=True, kw_only=True)

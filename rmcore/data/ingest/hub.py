@@ -11,6 +11,8 @@ first row could be read two ways is read as what it is. Anything given in the id
 
 from dataclasses import dataclass
 
+HF_PREFIX = "hf://"
+
 
 @dataclass(frozen=True)
 class HubDataset:

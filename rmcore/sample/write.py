@@ -1,4 +1,4 @@
-"""python -m rmcore.data.sample OUT_DIR [--seed N] [--prompts N]
+"""python -m rmcore.sample OUT_DIR [--seed N] [--prompts N]
 
 A built-in sample of raw human-preference label files, generated deterministically.
 
@@ -7,10 +7,10 @@ topics, the chosen response answers on topic with facts from that topic's bank, 
 rejected one is off-topic, evasive, confidently wrong or rude. About a third of rejected
 responses are longer than the chosen one, so "the longer response wins" is a weak baseline.
 The topics and every phrase list (question templates, openers, evasive and rude replies)
-live in `sample_bank.json` next to this module, shipped as package data and read on import.
-`sample_text` draws the prompts and responses, `sample_files` builds each file's rows and
-bytes, and `sample_manifest` describes what was planted; this module divides the prompts
-among the files and writes them.
+live in `bank.json` in this package, shipped as package data and read on import.
+`text` draws the prompts and responses, `files` builds each file's rows and bytes, and
+`manifest` describes what was planted; this module divides the prompts among the files and
+writes them.
 
 Four files are written, in the formats the ingester reads:
 
@@ -38,9 +38,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rmcore.data.atomic import replacing
-from rmcore.data.sample_files import build_hh, build_rankings, build_trl, build_votes
-from rmcore.data.sample_manifest import (
+from rmcore.atomic import replacing
+from rmcore.sample.files import build_hh, build_rankings, build_trl, build_votes
+from rmcore.sample.manifest import (
     BAD_ROWS,
     HH_FILE,
     N_BAD_ROWS,
@@ -49,7 +49,7 @@ from rmcore.data.sample_manifest import (
     VOTES_FILE,
     SampleManifest,
 )
-from rmcore.data.sample_text import Prompt, every_prompt
+from rmcore.sample.text import Prompt, every_prompt
 
 FILE_SHARES = {TRL_FILE: 0.38, VOTES_FILE: 0.28, RANKINGS_FILE: 0.14, HH_FILE: 0.20}
 """How the prompts (after those reserved for bad rows) are divided among the files."""
@@ -104,7 +104,7 @@ def write_sample(out_dir: Path, *, seed: int = 0, n_prompts: int = 400) -> Sampl
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: write the sample and print its manifest as JSON."""
     parser = argparse.ArgumentParser(
-        prog="python -m rmcore.data.sample", description="Write the built-in sample of raw label files."
+        prog="python -m rmcore.sample", description="Write the built-in sample of raw label files."
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the sample files into")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

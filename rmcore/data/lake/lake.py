@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
-from rmcore.data.atomic import TMP_SUFFIX, write_text
-from rmcore.data.schemas import SCHEMA_VERSION
+from rmcore.atomic import TMP_SUFFIX, write_text
+from rmcore.data.lake.schemas import SCHEMA_VERSION
 
 TABLES = ("comparisons", "rankings", "rejects")
 

@@ -1,18 +1,14 @@
-"""Ingest: plan which inputs are new, stage each file, then commit them to the lake together.
+"""Commit: staged files into the lake, under its lock, in one manifest write.
 
-    plan    files named or found in folders, hashed; files the manifest already holds are skipped
-    stage   each new file read, validated and identified into <lake>/staging (see stage.py)
-    commit  under the lake's lock: judgments the lake already holds are dropped as duplicates,
-            the rest become the file's parts, and one manifest write commits every file
+    StagedFile (<lake>/staging) -> commit -> lake parts + manifest, IngestSummary
 
-A run killed at any point leaves the committed lake unchanged; rerunning it finishes the job
-(finished stagings are reused).
+Judgments the lake already holds are dropped as duplicates, the rest become the file's parts, and
+one manifest write commits every file. A run killed at any point leaves the committed lake
+unchanged.
 """
 
-import hashlib
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,27 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rmcore.config import IngestConfig
-from rmcore.data.atomic import ParquetParts, publish, temporary_path
-from rmcore.data.containers import RawRecord, UnreadableFile
-from rmcore.data.duck import connect, parquet_list
-from rmcore.data.hub import HubDataset, hub_dataset
+from rmcore.atomic import ParquetParts, publish, temporary_path
+from rmcore.data.ingest.stage import StagedFile
 from rmcore.data.lake import FileEntry, Lake, Manifest
-from rmcore.data.normalize import digest
-from rmcore.data.schemas import COMPARISONS, RANKINGS
-from rmcore.data.stage import StagedFile, stage_file, stage_rows
-
-HF_PREFIX = "hf://"
-DATA_SUFFIXES = frozenset({".jsonl", ".ndjson", ".json", ".csv", ".parquet", ".xlsx"})
-
-
-@dataclass
-class Plan:
-    """Inputs resolved to files: new ones with their content hash, skipped ones, failed ones."""
-
-    new: list[tuple[str, str]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
+from rmcore.data.lake.duck import connect, parquet_list
+from rmcore.data.lake.schemas import COMPARISONS, RANKINGS
 
 
 @dataclass
@@ -86,100 +66,6 @@ class IngestSummary:
             "files_failed": self.files_failed,
             "lake": self.lake,
         }
-
-
-def file_hash(path: Path) -> str:
-    """BLAKE2b-128 of a file's bytes: its identity in the manifest."""
-    h = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def is_data_file(path: Path) -> bool:
-    """A label file by its name (gzip or not); folders are searched for these only."""
-    suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] == ".gz":
-        suffixes.pop()
-    return bool(suffixes) and suffixes[-1] in DATA_SUFFIXES and not path.name.startswith(".")
-
-
-def expand_paths(inputs: Iterable[str | Path]) -> Iterator[str]:
-    """Inputs with folders replaced by the label files under them (sorted); hf:// ids kept."""
-    for item in inputs:
-        name = str(item)
-        path = Path(name)
-        if not name.startswith(HF_PREFIX) and path.is_dir():
-            yield from (str(p) for p in sorted(path.rglob("*")) if p.is_file() and is_data_file(p))
-        else:
-            yield name
-
-
-def plan(lake: Lake, inputs: Iterable[str | Path]) -> Plan:
-    """Which inputs are new to the lake (in order, each once), skipped, or missing."""
-    result = Plan()
-    done = lake.manifest().hashes()
-    for name in expand_paths(inputs):
-        if name.startswith(HF_PREFIX):
-            content_hash = digest(name)
-        elif not Path(name).is_file():
-            result.failed[name] = "no such file or folder"
-            continue
-        else:
-            try:
-                content_hash = file_hash(Path(name))
-            except OSError as error:
-                result.failed[name] = f"cannot read: {error.strerror or error}"
-                continue
-        if content_hash in done:
-            result.skipped.append(name)
-        else:
-            done.add(content_hash)
-            result.new.append((name, content_hash))
-    return result
-
-
-def _hf_rows(dataset: HubDataset) -> Iterator[RawRecord]:
-    """Rows of a Hugging Face dataset's split, streamed."""
-    where = HF_PREFIX + dataset.name
-    try:
-        import datasets
-    except ImportError:
-        raise UnreadableFile(
-            where, "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`"
-        ) from None
-    try:
-        stream = datasets.load_dataset(dataset.name, dataset.config, split=dataset.split, streaming=True)
-        for row, value in enumerate(stream, start=1):
-            yield RawRecord(row, dict(value))
-    except (OSError, ValueError, ConnectionError) as error:
-        raise UnreadableFile(
-            where, f"cannot load from the Hugging Face hub (is this machine online?): {error}"
-        ) from error
-
-
-def stage_input(
-    lake: Lake,
-    name: str,
-    content_hash: str,
-    config: IngestConfig,
-    fmt_name: str | None = None,
-    source: str | None = None,
-    on_bytes: Callable[[str, int, int], None] | None = None,
-) -> StagedFile:
-    """Stage one planned input, a local file or an `hf://` dataset id."""
-    if name.startswith(HF_PREFIX):
-        try:
-            dataset = hub_dataset(name.removeprefix(HF_PREFIX))
-        except ValueError as error:
-            raise UnreadableFile(name, str(error)) from None
-        rows = _hf_rows(dataset)
-        return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name or dataset.format, source)
-    path = Path(name)
-    size = path.stat().st_size
-    progress = (lambda n: on_bytes(name, n, size)) if on_bytes else None
-    return stage_file(lake, path, content_hash, config, fmt_name, source, progress)
 
 
 def _known(db: duckdb.DuckDBPyConnection, staged: Path, key: str, parts: list[Path]) -> pa.Array:
@@ -298,28 +184,3 @@ def remove_committed_stagings(lake: Lake, committed: set[str]) -> None:
     for summary in (lake.root / "staging").glob("*/staged.json"):
         if StagedFile.model_validate_json(summary.read_bytes()).content_hash in committed:
             shutil.rmtree(summary.parent, ignore_errors=True)
-
-
-def ingest(
-    lake: Lake,
-    inputs: Iterable[str | Path],
-    config: IngestConfig,
-    fmt_name: str | None = None,
-    source: str | None = None,
-    on_bytes: Callable[[str, int, int], None] | None = None,
-) -> IngestSummary:
-    """Plan, stage and commit: files, folders and `hf://` ids into the lake as one commit.
-
-    `on_bytes(path, bytes_read, size)` is called as each local file is read (progress bars).
-    """
-    planned = plan(lake, inputs)
-    staged, failed = [], dict(planned.failed)
-    for name, content_hash in planned.new:
-        try:
-            staged.append(stage_input(lake, name, content_hash, config, fmt_name, source, on_bytes))
-        except UnreadableFile as error:
-            failed[name] = error.reason
-    summary = commit(lake, staged)
-    summary.files_skipped[:0] = planned.skipped
-    summary.files_failed.update(failed)
-    return summary

@@ -6,13 +6,14 @@ lake are found at commit. `staged.json` is written last: a staging folder withou
 incomplete and redone.
 
 A large plain JSONL file is cut at line boundaries into chunks staged by parallel worker
-processes (one per core by default); other files are staged in one pass, streaming.
+processes (one per core by default); other files are staged in one pass, streaming. `stage_input`
+stages one planned input, a local file or an `hf://` dataset id (its rows streamed from the hub).
 """
 
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,11 +21,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from rmcore.atomic import write_text
 from rmcore.config import IngestConfig
-from rmcore.data import schemas
-from rmcore.data.atomic import write_text
-from rmcore.data.chunk_stager import ChunkCounts, ChunkStager
-from rmcore.data.containers import (
+from rmcore.data.formats import Format, detected, formats
+from rmcore.data.formats.containers import (
     RawRecord,
     UnreadableFile,
     detect_container,
@@ -33,9 +33,10 @@ from rmcore.data.containers import (
     line_offsets,
     records,
 )
-from rmcore.data.formats import Format, detected, formats
-from rmcore.data.lake import Lake
-from rmcore.data.normalize import digest
+from rmcore.data.identity import digest
+from rmcore.data.ingest.chunk_stager import ChunkCounts, ChunkStager
+from rmcore.data.ingest.hub import HF_PREFIX, HubDataset, hub_dataset
+from rmcore.data.lake import Lake, schemas
 from rmcore.data.records import RowRejected
 
 
@@ -267,3 +268,45 @@ def stage_file(
             on_bytes(size)
         return staged
     return stage_rows(lake, path, content_hash, records(path, on_bytes=on_bytes), config, fmt_name, source)
+
+
+def _hf_rows(dataset: HubDataset) -> Iterator[RawRecord]:
+    """Rows of a Hugging Face dataset's split, streamed."""
+    where = HF_PREFIX + dataset.name
+    try:
+        import datasets
+    except ImportError:
+        raise UnreadableFile(
+            where, "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`"
+        ) from None
+    try:
+        stream = datasets.load_dataset(dataset.name, dataset.config, split=dataset.split, streaming=True)
+        for row, value in enumerate(stream, start=1):
+            yield RawRecord(row, dict(value))
+    except (OSError, ValueError, ConnectionError) as error:
+        raise UnreadableFile(
+            where, f"cannot load from the Hugging Face hub (is this machine online?): {error}"
+        ) from error
+
+
+def stage_input(
+    lake: Lake,
+    name: str,
+    content_hash: str,
+    config: IngestConfig,
+    fmt_name: str | None = None,
+    source: str | None = None,
+    on_bytes: Callable[[str, int, int], None] | None = None,
+) -> StagedFile:
+    """Stage one planned input, a local file or an `hf://` dataset id."""
+    if name.startswith(HF_PREFIX):
+        try:
+            dataset = hub_dataset(name.removeprefix(HF_PREFIX))
+        except ValueError as error:
+            raise UnreadableFile(name, str(error)) from None
+        rows = _hf_rows(dataset)
+        return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name or dataset.format, source)
+    path = Path(name)
+    size = path.stat().st_size
+    progress = (lambda n: on_bytes(name, n, size)) if on_bytes else None
+    return stage_file(lake, path, content_hash, config, fmt_name, source, progress)

@@ -1,6 +1,6 @@
 """The sample's text: the topic and phrase banks, and the prompts and responses drawn from them.
 
-The banks are read once on import from `sample_bank.json`, package data next to this module.
+The banks are read once on import from `bank.json`, package data of this package.
 The chosen response is a helpful answer on topic; rejected ones are off-topic, evasive,
 confidently wrong or rude. No pair or ranking holds two responses with the same normalized
 text, and a prompt's pairs are all different.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from rmcore.data.normalize import normalized_text
+from rmcore.data.identity import normalized_text
 
 REJECTED_LONGER_SHARE = 0.35
 """Share of pairs whose rejected response is longer than the chosen one."""
@@ -33,14 +33,14 @@ class Topic:
 
 # ---- the bank --------------------------------------------------------------------------
 
-BANK_FILE = "sample_bank.json"
+BANK_FILE = "bank.json"
 # The bank is data, so it lives in a package-data file rather than in code. The generator draws
 # from these tuples by position: any edit to the bank, even reordering it, changes the sample.
 
 
 def bank() -> dict[str, Any]:
     """The parsed bank file shipped with this package."""
-    return json.loads((files("rmcore.data") / BANK_FILE).read_text(encoding="utf-8"))
+    return json.loads((files("rmcore.sample") / BANK_FILE).read_text(encoding="utf-8"))
 
 
 def bank_strings(value: object, where: str) -> tuple[str, ...]:

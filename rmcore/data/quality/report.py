@@ -5,7 +5,7 @@ pairs a model labelled, pairs whose winner the Dawid-Skene posterior changed (p_
 source), the agreement histogram (p_chosen of pairs with two or more votes), the votes-per-pair and
 K (responses per ranking) distributions, exact prompt overlap across sources, and per source with
 annotator ids each annotator's agreement with the others and Krippendorff's alpha
-(rmcore.data.annotators), with the plot reports/annotators.png.
+(rmcore.data.quality.annotators), with the plot reports/annotators.png.
 """
 
 import itertools
@@ -15,17 +15,16 @@ from typing import Any
 import orjson
 import pyarrow.parquet as pq
 
-from rmcore.data import schemas
-from rmcore.data.annotators import annotator_agreement, source_agreement
-from rmcore.data.annotators_report import annotators_figure, annotators_markdown
-from rmcore.data.atomic import write_text
-from rmcore.data.duck import connect, parquet_view
-from rmcore.data.figures import png_bytes, write_bytes
-from rmcore.data.lake import Lake
+from rmcore.atomic import write_text
+from rmcore.data.lake import Lake, schemas
+from rmcore.data.lake.duck import connect, parquet_view
 from rmcore.data.pairs import pairs_dir
+from rmcore.data.pairs.splits import SPLITS
+from rmcore.data.pairs.votes import annotated_votes
+from rmcore.data.quality.annotators import annotator_agreement, source_agreement
+from rmcore.data.quality.annotators_report import annotators_figure, annotators_markdown
 from rmcore.data.records import MODEL_LABELLED
-from rmcore.data.splits import SPLITS
-from rmcore.data.votes import annotated_votes
+from rmcore.figures import png_bytes, write_bytes
 
 AGREEMENT_BINS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 

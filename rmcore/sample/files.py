@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rmcore.data.records import Reason
-from rmcore.data.sample_layout import gzipped, interleave, json_line, jsonl_bytes
-from rmcore.data.sample_manifest import (
+from rmcore.sample.layout import gzipped, interleave, json_line, jsonl_bytes
+from rmcore.sample.manifest import (
     BAD_ROWS,
     HH_FILE,
     RANKINGS_FILE,
@@ -26,7 +26,7 @@ from rmcore.data.sample_manifest import (
     VoteCounts,
     sample_file,
 )
-from rmcore.data.sample_text import (
+from rmcore.sample.text import (
     FOLLOW_UPS,
     Prompt,
     answer,

@@ -29,7 +29,7 @@ the votes leave undecided (all ties) stays an exact conflict, p = 1/2.
 import pandas as pd
 import pyarrow as pa
 
-from rmcore.data.votes import COLUMNS, VOTES
+from rmcore.data.pairs.votes import COLUMNS, VOTES
 
 ITERATIONS = 1000
 """Most EM iterations per source: a bound, not the stopping rule (PandaLM stops after 5, Tulu after 123)."""

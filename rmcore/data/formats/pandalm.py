@@ -7,7 +7,7 @@ Each annotator column is one judgment. The prompt is the instruction, followed b
 from collections.abc import Mapping
 from typing import Any
 
-from rmcore.data import fields
+import rmcore.data.formats.fields as fields
 from rmcore.data.records import Judgment, Label, Message, Parsed, Reason, RowRejected
 
 _VOTES: dict[int, Label] = {1: "a", 2: "b", 0: "tie"}

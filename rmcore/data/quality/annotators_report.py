@@ -1,6 +1,6 @@
 """The data report's annotator part: a markdown section per source and the plot reports/annotators.png.
 
-Both read the report's `annotators` (entries of `rmcore.data.annotators.annotator_agreement`, lowest
+Both read the report's `annotators` (entries of `rmcore.data.quality.annotators.annotator_agreement`, lowest
 agreement first within a source) and `agreement` (`source_agreement`). A source with many annotators
 shows its `LOWEST` lowest.
 """
@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from rmcore.data.figures import BAR_COLOR, new_figure, no_data, short_label
+from rmcore.figures import BAR_COLOR, new_figure, no_data, short_label
 
 LOWEST = 20
 """At most this many annotators of a source are shown, those of lowest agreement."""

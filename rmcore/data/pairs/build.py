@@ -3,7 +3,7 @@
 For a pair with n votes, each vote for response x counts 1, a tie 1/2:
     p_x = (votes for x + ties / 2) / n
 That is the pair's vote share (aggregate `votes`, the default). With aggregate `dawid-skene`
-(see rmcore.data.dawid_skene), a Dawid-Skene model fitted per source over all of its annotated
+(see rmcore.data.pairs.dawid_skene), a Dawid-Skene model fitted per source over all of its annotated
 judgments weighs each vote by its annotator's estimated reliability, and a pair's share becomes
 the posterior
     p_first = P(truth = first | votes) + P(truth = tie | votes) / 2.
@@ -30,14 +30,13 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from rmcore.atomic import replacing
 from rmcore.config import Aggregate, PairsConfig, SplitConfig
-from rmcore.data import schemas
-from rmcore.data.atomic import replacing
-from rmcore.data.dawid_skene import POSTERIORS, dawid_skene_posteriors
-from rmcore.data.duck import connect, parquet_view
-from rmcore.data.lake import Lake
-from rmcore.data.splits import SPLITS, split_sql
-from rmcore.data.votes import annotated_votes
+from rmcore.data.lake import Lake, schemas
+from rmcore.data.lake.duck import connect, parquet_view
+from rmcore.data.pairs.dawid_skene import POSTERIORS, dawid_skene_posteriors
+from rmcore.data.pairs.splits import SPLITS, split_sql
+from rmcore.data.pairs.votes import annotated_votes
 
 _VOTES = """
 CREATE TEMP TABLE aggregated AS

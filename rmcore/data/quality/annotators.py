@@ -1,7 +1,7 @@
 """Label quality from annotated votes: each annotator's agreement with the others, and each source's
 Krippendorff's alpha and percent agreement.
 
-Both functions take the table `rmcore.data.votes.annotated_votes` returns, (source, pair_id,
+Both functions take the table `rmcore.data.pairs.votes.annotated_votes` returns, (source, pair_id,
 annotator, vote), a vote being `first`, `second` or `tie`: a tie is a label of its own. Sources
 without annotator ids have no rows there, so they have no entries here.
 """
