@@ -4,10 +4,11 @@ rmcore train --set train.compile=true       (FlexAttention, model.attention auto
 
 A micro-batch is (rows, width): rows vary with what the step holds, widths come from a few buckets
 (train.width_multiple). Marking the rows dimension dynamic before each call lets one graph serve
-every row count, and the width, kept static, picks the graph: at most one per bucket width, each
-with FlexAttention's kernel and its block-mask construction specialised to that width. Dynamo's
-recompile limit is raised to the number of widths possible, so a run never falls back to eager code
-after its eighth width.
+every row count, and the width, kept static, picks the graph: one per bucket width, each with
+FlexAttention's kernel and its block-mask construction specialised to that width (torch gives a
+micro-batch of a single row a graph of its own: it specializes dimensions of size 1). Dynamo's
+recompile limit is raised to the number of graphs the widths can need, so a run never falls back
+to eager code after its eighth graph.
 """
 
 from dataclasses import dataclass

@@ -174,8 +174,9 @@ def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist, widths: int) -
     With several ranks and `cfg.distributed` ddp, the scorer is wrapped in DDP (rank 0's weights
     broadcast to all); with fsdp, the module is sharded in place (`shard_model`, per transformer
     block) before it is compiled, as PyTorch documents (compile the module DDP or FSDP wraps).
-    `cfg.compile`, and FlexAttention always, compile it with the rows dynamic: a graph per row width,
-    of which the run can use `widths` (`rmcore.training.compiled`). Evaluation calls the
+    `cfg.compile`, and FlexAttention always, compile it with the rows dynamic: a graph per row width
+    (two where a micro-batch has a single row), of which the run can use `widths`
+    (`rmcore.training.compiled`). Evaluation calls the
     module itself: sharded under FSDP, never compiled (its many shapes), outside DDP (whose forward
     broadcasts buffers).
     """
@@ -187,7 +188,9 @@ def scorer_modules(rm: RewardModel, cfg: TrainConfig, dist: Dist, widths: int) -
         module.to(dist.device)
     scorer: nn.Module = module
     if cfg.compile or attention_implementation(rm.model) in BLOCK_SPARSE_ATTENTION:
-        scorer = DynamicRows(module, max_graphs=widths + 2)
+        # torch specializes a dimension of size 1, so single-row micro-batches get a graph of their own
+        # per width; and the first call can compile twice while transformers initializes its kernels
+        scorer = DynamicRows(module, max_graphs=2 * widths + 2)
     if dist.enabled and not fsdp:
         device_ids = [dist.device.index or 0] if dist.device.type == "cuda" else None
         scorer = DistributedDataParallel(scorer, device_ids=device_ids)

@@ -3,6 +3,7 @@ background feed gives the serial batches, log points do not change what is logge
 width buckets, and FlexAttention is refused on the CPU before anything loads."""
 
 import json
+import random
 import shutil
 import threading
 import traceback
@@ -15,9 +16,12 @@ import pytest
 import torch
 
 from rmcore.cli import main as cli
-from rmcore.config import Config, load_config
+from rmcore.config import Config, ModelConfig, load_config
 from rmcore.model.batching import PairExample
+from rmcore.model.reward import RewardModule, attending_with, build_reward_model
+from rmcore.model.rows import RowTensors, SharePolicy, layout, pack, row_tensors
 from rmcore.training import TrainingError
+from rmcore.training.compiled import DynamicRows, compilations
 from rmcore.training.feed import Collation, in_background, micro_batches
 from rmcore.training.recipe import train
 
@@ -242,3 +246,43 @@ def test_a_compiled_scorer_compiles_once_per_bucket_width_and_trains_as_the_eage
     assert eager["compiled_graphs"] == 0
     # and the losses are the eager scorer's
     assert [s["loss"] for s in compiled_steps] == pytest.approx([s["loss"] for s in eager_steps], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_compiled_flex_attention_with_dynamic_rows_gives_sdpa_rewards_without_a_graph_per_row_count(
+    tiny_decoder_dir: Path,
+) -> None:
+    # given the tiny decoder, and micro-batches of prompts with two responses each, in rows 64 wide
+    # (FlexAttention has no backward on the CPU, but its compiled forward runs here)
+    if not any(shutil.which(name) for name in ("g++", "c++", "clang++")):
+        pytest.skip("torch.compile (inductor) needs a C++ compiler on PATH for CPU kernels: none found")
+    rm = build_reward_model(ModelConfig(name_or_path=str(tiny_decoder_dir), precision="fp32"))
+    share = SharePolicy(attention_weight=0.0)
+    rng = random.Random(0)
+
+    def rows(prompts: int) -> RowTensors:
+        sequences, groups = [], []
+        for p in range(prompts):
+            prompt = [rng.randrange(1, 250) for _ in range(rng.randint(5, 20))]
+            for _ in range(2):
+                sequences.append(prompt + [rng.randrange(1, 250) for _ in range(rng.randint(3, 12))])
+                groups.append(str(p))
+        return row_tensors(pack(layout(sequences, groups, share), 64), 0, 64)
+
+    dense, flex = RewardModule(rm), DynamicRows(RewardModule(rm), max_graphs=8)
+    graphs = []
+    for prompts in (3, 5, 9, 7, 12):
+        batch = rows(prompts)
+        with torch.no_grad():
+            expected = dense(batch.input_ids, batch.attention_mask, **batch.layout_inputs())
+            with attending_with(rm.model, "flex_attention"):
+                got = flex(batch.input_ids, batch.attention_mask, **batch.layout_inputs())
+
+        # then every micro-batch's rewards are SDPA's with the dense mask
+        assert batch.input_ids.shape[1] == 64
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-5)
+        graphs.append(compilations().graphs)
+
+    # and once the rows dimension is dynamic, new row counts of the width compile nothing more
+    assert len({tuple(rows(n).input_ids.shape) for n in (3, 5, 9, 7, 12)}) > 2
+    assert graphs[2] == graphs[3] == graphs[4]
