@@ -103,25 +103,21 @@ class ChunkStager:
     def __post_init__(self) -> None:
         self.parts = {
             name: ParquetParts(self.directory / f"{name}-{self.chunk:04d}.parquet", schema)
-            for name, schema in (
-                ("comparisons", schemas.COMPARISONS),
-                ("rankings", schemas.RANKINGS),
-                ("rejects", schemas.REJECTS),
-            )
+            for name, (_, schema) in schemas.ROWS.items()
         }
 
     def reject(self, raw: RawRecord, why: RowRejected) -> None:
         """Quarantine one raw row with its reason."""
         self.rejected[why.reason.value] = self.rejected.get(why.reason.value, 0) + 1
         self.parts["rejects"].append(
-            (
-                why.reason.value,
-                why.detail,
-                self.format,
-                self.raw_file,
-                raw.row,
-                raw.raw_text(self.raw_text_chars),
-                self.now,
+            schemas.RejectRow(
+                reason=why.reason.value,
+                detail=why.detail,
+                format=self.format,
+                raw_file=self.raw_file,
+                raw_row=raw.row,
+                raw_text=raw.raw_text(self.raw_text_chars),
+                ingested_at=self.now,
             )
         )
 
@@ -190,27 +186,27 @@ class ChunkStager:
             return
         self.comparison_ids.add(key)
         self.parts["comparisons"].append(
-            (
-                key,
-                pair,
-                prompt_key,
-                prompt,
-                a.reply,
-                b.reply,
-                a_id,
-                b_id,
-                a.turns,
-                b.turns,
-                label,
-                strength,
-                item.annotator,
-                item.source or self.source,
-                item.category,
-                dict(item.attributes),
-                ranking_id,
-                self.raw_file,
-                row,
-                self.now,
+            schemas.ComparisonRow(
+                comparison_id=key,
+                pair_id=pair,
+                prompt_id=prompt_key,
+                prompt=prompt,
+                response_a=a.reply,
+                response_b=b.reply,
+                response_a_id=a_id,
+                response_b_id=b_id,
+                response_a_turns=a.turns,
+                response_b_turns=b.turns,
+                label=label,
+                strength=strength,
+                annotator=item.annotator,
+                source=item.source or self.source,
+                category=item.category,
+                attributes=dict(item.attributes),
+                ranking_id=ranking_id,
+                raw_file=self.raw_file,
+                raw_row=row,
+                ingested_at=self.now,
             )
         )
 
@@ -222,20 +218,20 @@ class ChunkStager:
         if key not in self.ranking_ids:
             self.ranking_ids.add(key)
             self.parts["rankings"].append(
-                (
-                    key,
-                    prompt_key,
-                    prompt,
-                    list(item.responses),
-                    ids,
-                    list(item.ranks),
-                    item.annotator,
-                    item.source or self.source,
-                    item.category,
-                    dict(item.attributes),
-                    self.raw_file,
-                    row,
-                    self.now,
+                schemas.RankingRow(
+                    ranking_id=key,
+                    prompt_id=prompt_key,
+                    prompt=prompt,
+                    responses=list(item.responses),
+                    response_ids=ids,
+                    ranks=list(item.ranks),
+                    annotator=item.annotator,
+                    source=item.source or self.source,
+                    category=item.category,
+                    attributes=dict(item.attributes),
+                    raw_file=self.raw_file,
+                    raw_row=row,
+                    ingested_at=self.now,
                 )
             )
         return key

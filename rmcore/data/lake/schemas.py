@@ -12,6 +12,9 @@ between the shared prompt and that reply (`response_a_turns`, `chosen_turns`; em
 Version 2 added the turns and attributes.
 """
 
+from datetime import datetime
+from typing import NamedTuple
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 2
@@ -95,6 +98,71 @@ PAIRS = pa.schema(
         ("split", pa.string()),
     ]
 )
+
+Messages = list[dict[str, str]]
+
+
+class ComparisonRow(NamedTuple):
+    """A row of COMPARISONS, built by column name; its fields are the schema's, in its order."""
+
+    comparison_id: str
+    pair_id: str
+    prompt_id: str
+    prompt: Messages
+    response_a: str
+    response_b: str
+    response_a_id: str
+    response_b_id: str
+    response_a_turns: Messages
+    response_b_turns: Messages
+    label: str
+    strength: float | None
+    annotator: str | None
+    source: str
+    category: str | None
+    attributes: dict[str, str]
+    ranking_id: str | None
+    raw_file: str
+    raw_row: int
+    ingested_at: datetime
+
+
+class RankingRow(NamedTuple):
+    """A row of RANKINGS, built by column name; its fields are the schema's, in its order."""
+
+    ranking_id: str
+    prompt_id: str
+    prompt: Messages
+    responses: list[str]
+    response_ids: list[str]
+    ranks: list[int]
+    annotator: str | None
+    source: str
+    category: str | None
+    attributes: dict[str, str]
+    raw_file: str
+    raw_row: int
+    ingested_at: datetime
+
+
+class RejectRow(NamedTuple):
+    """A row of REJECTS, built by column name; its fields are the schema's, in its order."""
+
+    reason: str
+    detail: str
+    format: str
+    raw_file: str
+    raw_row: int
+    raw_text: str
+    ingested_at: datetime
+
+
+ROWS: dict[str, tuple[type[tuple[object, ...]], pa.Schema]] = {
+    "comparisons": (ComparisonRow, COMPARISONS),
+    "rankings": (RankingRow, RANKINGS),
+    "rejects": (RejectRow, REJECTS),
+}
+"""The staged tables, each with its row type and schema (a test holds their columns equal)."""
 
 LINEAGE = ("raw_file", "raw_row", "ingested_at")
 """Where and when a lake row came from: kept in the lake, left out of the files training reads."""
