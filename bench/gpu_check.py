@@ -148,7 +148,6 @@ def padded_batch(items: Sequence[PairExample | RankingExample]) -> Batch:
         p_chosen=torch.ones(n),
         margin=torch.full((n,), math.nan),
         pair_group=torch.arange(n),
-        rankings=[],
         n_pairs=n,
         sequence_tokens=int(mask.sum()),
     )

@@ -71,8 +71,6 @@ class Batch:
     """(p,) float32: margin of each pair, nan where none (always nan for ranking pairs)."""
     pair_group: Tensor
     """(p,) long: prompt group of each pair, ids 0..G-1 in order of first appearance."""
-    rankings: list[Tensor]
-    """Strict rankings only: each a (K_j,) long tensor of sequences ordered best -> worst."""
     n_pairs: int
     """p."""
     pair_from_ranking: Tensor | None = field(default=None)
@@ -80,7 +78,8 @@ class Batch:
     n_ranking_pairs: int = 0
     """Pairs implied by rankings, counted on the host: without any, leaving them out reads no tensor."""
     ranking_index: Tensor = field(default_factory=lambda: torch.zeros((0, 0), dtype=torch.long))
-    """(r, K) long: the strict rankings best -> worst, padded with sequence 0 (`ranking_matrix`)."""
+    """(r, K) long: the strict rankings only, each row its sequences best -> worst, padded with sequence
+    0 (`ranking_matrix`); built on the host by `collate` and moved with the batch."""
     ranking_lengths: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     """(r,) long: K_j of each strict ranking."""
     position_ids: Tensor | None = None
@@ -120,6 +119,12 @@ class Batch:
             "segments": self.segments,
             "read_index": self.read_index,
         }
+
+    @property
+    def rankings(self) -> list[Tensor]:
+        """The strict rankings, each a (K_j,) long tensor of sequences ordered best -> worst (reads the
+        lengths: for inspection on the host, not inside a step)."""
+        return [self.ranking_index[j, :length] for j, length in enumerate(self.ranking_lengths.tolist())]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -201,7 +206,6 @@ class Batch:
             p_chosen=move(self.p_chosen),
             margin=move(self.margin),
             pair_group=move(self.pair_group),
-            rankings=[move(r) for r in self.rankings],
             n_pairs=self.n_pairs,
             pair_from_ranking=move_optional(self.pair_from_ranking),
             n_ranking_pairs=self.n_ranking_pairs,
@@ -364,7 +368,6 @@ def collate(
         p_chosen=torch.tensor(p_chosen, dtype=torch.float32),
         margin=torch.tensor(margin, dtype=torch.float32),
         pair_group=torch.tensor(pair_group, dtype=torch.long),
-        rankings=rankings,
         n_pairs=len(chosen),
         pair_from_ranking=torch.tensor(from_ranking, dtype=torch.bool),
         n_ranking_pairs=sum(from_ranking),

@@ -45,10 +45,10 @@ class LossOut:
     @cached_property
     def metrics(self) -> dict[str, float]:
         """`parts` as Python floats, read back in one device transfer (a host sync on a GPU)."""
-        return floats(self.parts)
+        return _floats(self.parts)
 
 
-def floats(values: Mapping[str, Tensor]) -> dict[str, float]:
+def _floats(values: Mapping[str, Tensor]) -> dict[str, float]:
     """() tensors as Python floats, read back in one device transfer."""
     if not values:
         return {}
