@@ -37,7 +37,8 @@ JSON object (after every mode and run, so a timeout still leaves what finished) 
 
 `--seconds` (default 450) skips what is left once the run has taken that long, saying so in the JSON.
 
-It needs torch, transformers, numpy, pyyaml, pydantic, and for the train section duckdb and orjson
+It needs torch, transformers, numpy, pyyaml, pydantic, and for the train section duckdb, deltalake
+and orjson
 (a CUDA PyTorch image may lack them: carry their wheels, bench/README.md says how). rmcore is
 imported from this checkout; nothing is installed.
 """

@@ -224,10 +224,11 @@ def child(source: Path, lake_root: Path, profile: Path | None, preload: Path | N
         profiler.dump_stats(profile)
     result["summary"] = summary.as_dict()
     result["pairs"] = pairs.as_dict()
-    result["lake_mb"] = {
-        table: sum(p.stat().st_size for p in (lake_root / table).glob("*.parquet")) / 1e6
-        for table in ("comparisons", "rejects", "pairs")
-        if (lake_root / table).is_dir()
+    tables = {name: lake.table(name) for name in ("comparisons", "rejects", "pairs")}
+    result["lake_mb"] = {  # the data files of each table's latest version (pairs: every split)
+        name: sum(Path(uri).stat().st_size for uri in table.file_uris()) / 1e6
+        for name, table in tables.items()
+        if table is not None
     }
     print(json.dumps(result))
 

@@ -21,12 +21,11 @@ import time
 from pathlib import Path
 
 import orjson
-import pyarrow.parquet as pq
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.data.quality.report import data_report
 
 
@@ -88,7 +87,7 @@ def main() -> None:
             start = time.perf_counter()
             summary = build_pairs(lake, splits, PairsConfig(aggregate=aggregate))
             seconds = time.perf_counter() - start
-            pairs = pq.read_table(summary.paths["train"], columns=["chosen", "p_chosen"]).to_pylist()
+            pairs = read_split(lake, "pairs", ("train",)).select(["chosen", "p_chosen"]).to_pylist()
             right = sum(
                 0.5 if p["p_chosen"] == 0.5 else float(p["chosen"].startswith("better")) for p in pairs
             )

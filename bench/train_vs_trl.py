@@ -181,9 +181,12 @@ def _fitting(pairs: pa.Table, rankings: pa.Table, max_length: int) -> tuple[pa.T
 
 def prepare(name: str, workdir: Path, max_pairs: int | None, max_length: int, fits: bool) -> Prepared:
     """Ingest the raw file into a scratch lake, build pairs, and lay out what the children read."""
+    from deltalake import write_deltalake
+
     from rmcore.config import DataConfig, IngestConfig, PairsConfig, SplitConfig
     from rmcore.data.ingest import ingest
-    from rmcore.data.lake import Lake
+    from rmcore.data.lake import Lake, schemas
+    from rmcore.data.lake.lake import DESCRIPTION
     from rmcore.data.pairs import build_pairs, load_pairs
 
     root = workdir / name
@@ -194,24 +197,30 @@ def prepare(name: str, workdir: Path, max_pairs: int | None, max_length: int, fi
         raise SystemExit(f"{SOURCES[name]}: {summary.files_failed}")
     build_pairs(lake, SplitConfig(), PairsConfig())
     data = DataConfig()
-    train = load_pairs(lake.root, "train", data, root / "scratch")
-    held = [load_pairs(lake.root, split, data, root / "scratch") for split in ("test", "validation")]
+    train = load_pairs(Path(lake.uri), "train", data, root / "scratch")
+    held = [load_pairs(Path(lake.uri), split, data, root / "scratch") for split in ("test", "validation")]
     pairs, rankings = train.pairs, train.rankings
     if fits:
         pairs, rankings = _fitting(pairs, rankings, max_length)
     if max_pairs is not None:
         pairs, rankings = _subsample(pairs, rankings, max_pairs, SEED)
-    folder = root / "train_lake" / "pairs"
-    folder.mkdir(parents=True)
-    pq.write_table(pairs, folder / "train.parquet")
-    pq.write_table(rankings, folder / "rankings_train.parquet")
-    pq.write_table(pairs.schema.empty_table(), folder / "validation.parquet")  # no evaluation in train()
+    # a lake whose pair tables hold the chosen training pairs and rankings alone, in split `train`
+    # (no validation split: train() evaluates nothing)
+    train_lake = Lake(root / "train_lake")
+    for table, rows in (("pairs", pairs), ("pair_rankings", rankings)):
+        write_deltalake(
+            train_lake.table_uri(table),
+            rows.select(schemas.LAKE[table].names).cast(schemas.LAKE[table]),
+            partition_by=["split"],
+            name=table,
+            description=DESCRIPTION,
+        )
     held_out = root / "held_out.parquet"
     held_pairs = pa.concat_tables([h.pairs for h in held], promote_options="permissive")
     pq.write_table(held_pairs, held_out)
     return Prepared(
         name,
-        folder.parent,
+        Path(train_lake.uri),
         held_out,
         pairs.num_rows,
         rankings.num_rows,

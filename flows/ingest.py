@@ -39,7 +39,7 @@ def write_sample_files(out: str) -> str:
 @task(retries=2, retry_delay_seconds=1)
 def plan_inputs(lake: str, inputs: list[str]) -> dict[str, Any]:
     """Which inputs are new (with content hashes), already ingested, or missing."""
-    planned = plan(Lake(Path(lake)), inputs)
+    planned = plan(Lake(lake), inputs)
     return {"new": planned.new, "skipped": planned.skipped, "failed": planned.failed}
 
 
@@ -52,7 +52,7 @@ def stage(
     content, which a retry would not change, so the flow commits the other files and lists it, as
     `rmcore ingest` does; a failure of the machine (an OSError) still fails the task, to be retried."""
     try:
-        staged = stage_input(Lake(Path(lake)), name, content_hash, config.data.ingest, fmt, source=source)
+        staged = stage_input(Lake(lake), name, content_hash, config.data.ingest, fmt, source=source)
     except UnreadableFile as error:
         return {"failed": error.reason}
     return {"staged": staged.model_dump()}
@@ -62,19 +62,19 @@ def stage(
 def commit_staged(lake: str, staged: list[dict[str, Any]]) -> dict[str, Any]:
     """Drop duplicates of the lake and commit every staged file at once; the ingest summary."""
     files = [StagedFile.model_validate(item) for item in staged]
-    return commit(Lake(Path(lake)), files).as_dict()
+    return commit(Lake(lake), files).as_dict()
 
 
 @task
 def build_pair_datasets(lake: str, config: Config) -> dict[str, Any]:
-    """Pair files per split; the build summary with their paths."""
-    return build_pairs(Lake(Path(lake)), config.data.splits, config.data.pairs).as_dict()
+    """The pair tables, split by prompt; the build summary with the lake version read."""
+    return build_pairs(Lake(lake), config.data.splits, config.data.pairs).as_dict()
 
 
 @task
 def data_report(lake: str) -> dict[str, Any]:
     """Write the data report; the report with its paths."""
-    report, paths = write_report(Lake(Path(lake)))
+    report, paths = write_report(Lake(lake))
     return {**report, "paths": {kind: str(path) for kind, path in paths.items()}}
 
 
@@ -92,8 +92,9 @@ def summary_markdown(ingested: dict[str, Any], pairs: dict[str, Any], report: di
         + (rejected or "\n| (none) | 0 |")
         + "\n\n"
         + (f"Files that could not be read:{failed}\n\n" if failed else "")
-        + "| split | pairs | path |\n|---|---:|---|"
-        + "".join(f"\n| {s} | {n} | `{pairs['paths'][s]}` |" for s, n in pairs["pairs"].items())
+        + f"Pairs built from lake version {pairs['lake_version']} into `{pairs['tables']['pairs']}`:\n\n"
+        + "| split | pairs |\n|---|---:|"
+        + "".join(f"\n| {s} | {n} |" for s, n in pairs["pairs"].items())
         + f"\n\nData report: `{report['paths']['markdown']}`\n\n"
         + markdown(report)
     )
@@ -150,7 +151,7 @@ def ingest_flow(
     create_markdown_artifact(
         key="ingest-summary",
         markdown=summary_markdown(ingested, pairs, report),
-        description="rmcore ingest: counts, rejects and pair files",
+        description="rmcore ingest: counts, rejects and pairs",
     )
     return {"ingest": ingested, "pairs": pairs, "report": report["paths"]}
 
@@ -195,8 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{ingested['rejected_total']} rejected {ingested['rejected']}, "
         f"{ingested['new_comparisons']} new comparisons, {ingested['duplicates']} duplicates"
     )
+    print(f"pairs from lake version {pairs['lake_version']} in {pairs['tables']['pairs']}:")
     for split, n in pairs["pairs"].items():
-        print(f"  {split:<10} {n:>6} pairs  {pairs['paths'][split]}")
+        print(f"  {split:<10} {n:>6} pairs")
     print(f"data report: {result['report']['markdown']}")
     print(f"done in {time.perf_counter() - start:.1f} s")
     for path, why in ingested["files_failed"].items():

@@ -26,6 +26,7 @@ from prefect.context import TaskRunContext
 from flows.ingest import build_pair_datasets, data_report, ingest_flow
 from rmcore import __version__, tracking
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
+from rmcore.data.lake import Lake
 from rmcore.data.pairs import lake_pairs_hash
 from rmcore.evaluation.evaluate import evaluate_model
 from rmcore.evaluation.markdown import number, percent
@@ -53,19 +54,23 @@ def _key_parameter(_: TaskRunContext, parameters: dict[str, Any]) -> str:
 
 @task(retries=2, retry_delay_seconds=1)
 def pairs_hash(lake: str) -> str:
-    """Content hash of the lake's pair and ranking files (every split)."""
-    return lake_pairs_hash(Path(lake))
+    """Content hash of the lake's pair and ranking tables (every split)."""
+    return lake_pairs_hash(Lake(lake))
 
 
 @task(cache_key_fn=_key_parameter, persist_result=True, result_serializer="json")
-def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
+def train_model(config: Config, key: str, data_hash: str, lake_version: int) -> dict[str, Any]:
     """Train on the lake's train split into `config.output_dir`, in the training's MLflow run; the summary.
 
     An interrupted attempt's checkpoint is resumed, and so is its MLflow run; a retrain of the same key
     that is running now makes this one stop in one line (`sole_training`). With
     `train.nproc_per_node` > 1 the processes' output goes into this task's log.
     """
-    tags = {"rmcore.data_hash": data_hash, "rmcore.version": __version__}
+    tags = {
+        "rmcore.data_hash": data_hash,
+        "rmcore.lake_version": str(lake_version),
+        "rmcore.version": __version__,
+    }
     # under the lock, so that a retrain of the same key running now is refused before its checkpoint
     # is taken for an interrupted attempt's, or its MLflow run for a dead one
     with sole_training(config.output_dir):
@@ -73,7 +78,7 @@ def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
         with tracking.training_run(config.tracking, key, resume, tags) as (run_id, resumed):
             if not resumed:
                 tracking.log_config(config)
-                tracking.log_dataset(config.data.lake / "pairs", data_hash, "pairs", "training")
+                tracking.log_dataset(Lake(config.data.lake).uri, lake_version, data_hash, "pairs", "training")
             result = train_processes(config, resume=resume, progress=False, log=get_run_logger().info)
             tracking.log_history(config.output_dir / METRICS)
             tracking.log_training_summary(result)
@@ -88,7 +93,7 @@ def train_model(config: Config, key: str, data_hash: str) -> dict[str, Any]:
 def evaluate_on_test(model_dir: str, config: Config, report_dir: str, title: str) -> dict[str, Any]:
     """Metrics of a model on the lake's held-out split, its visual report (PNG plots + HTML), and the
     held-out labels it contradicts (suspects.parquet) with its agreement with each annotator."""
-    scored = evaluate_model(Path(model_dir), config.data.lake, SPLIT, config)
+    scored = evaluate_model(Path(model_dir), None, SPLIT, config)
     files = write_eval_report(
         scored.chosen, scored.rejected, scored.pairs, scored.metrics, Path(report_dir), title
     )
@@ -202,7 +207,12 @@ def summary_markdown(result: dict[str, Any]) -> str:
             + (f"\n\nFiles that could not be read, left out of this training:{failed}\n" if failed else "")
         )
     split_counts = ", ".join(f"{split} {n}" for split, n in pairs["pairs"].items())
-    lines = ["# Retrain", "", f"{data} Pairs per split: {split_counts}.", ""]
+    lines = [
+        "# Retrain",
+        "",
+        f"{data} Pairs per split, from lake version {pairs['lake_version']}: {split_counts}.",
+        "",
+    ]
     if not result["trained"]:
         return "\n".join([*lines, result["message"]])
     new, champion, decision = result["evaluation"], result.get("champion"), result["promotion"]
@@ -262,7 +272,10 @@ def retrain_flow(
     key = training_key(config, data_hash)
     run_config = keyed_output(config, key)
     stale = not is_saved_model(run_config.output_dir / MODEL_DIR)
-    state = train_model.with_options(refresh_cache=stale)(run_config, key, data_hash, return_state=True)
+    lake_version = ingested["pairs"]["lake_version"]
+    state = train_model.with_options(refresh_cache=stale)(
+        run_config, key, data_hash, lake_version, return_state=True
+    )
     trained = {**state.result(), "key": key, "data_hash": data_hash}
     result: dict[str, Any] = {
         "ingest": ingested["ingest"],

@@ -2,6 +2,7 @@
 
 rmcore ingest data/raw --lake data/lake
 rmcore build-pairs --lake data/lake
+rmcore lake check --lake data/lake
 rmcore data-report --lake data/lake
 rmcore train --config configs/default.yaml --json
 """
@@ -33,8 +34,9 @@ MODEL_HELP = (
 
 
 INTERRUPTED = {
-    "ingest": "the lake is unchanged, rerun to finish",
-    "build-pairs": "the pair files are unchanged, rerun to finish",
+    "ingest": "every table is at a whole commit; rerun to finish (no file is added twice)",
+    "build-pairs": "the pair tables are unchanged, rerun to finish",
+    "lake": "every table is at its last whole commit, rerun to finish",
     "data-report": "the report is unchanged, rerun to finish",
     "train": "rerun with --resume to continue from the last checkpoint",
     "evaluate": "rerun to finish",
@@ -121,18 +123,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_build_pairs(args: argparse.Namespace) -> int:
     config = _config(args)
-    summary = build_pairs(Lake(config.data.lake), config.data.splits, config.data.pairs)
+    summary = build_pairs(Lake(config.data.lake), config.data.splits, config.data.pairs, args.as_of)
     human = [
-        f"{sum(summary.pairs.values())} pairs from {summary.comparisons} comparisons "
-        f"({summary.conflicts} conflicts{', dropped' if summary.conflicts_dropped else ', kept'})",
+        f"{sum(summary.pairs.values())} pairs from {summary.comparisons} comparisons of lake version "
+        f"{summary.lake_version} ({summary.conflicts} conflicts"
+        f"{', dropped' if summary.conflicts_dropped else ', kept'})",
         f"aggregate {summary.aggregate}: changed winner {sum(summary.changed_winner.values())}, "
         f"conflicts resolved {summary.conflicts_resolved}",
-        *(f"  {split}: {n} pairs -> {summary.paths[split]}" for split, n in summary.pairs.items()),
-        *(
-            f"  {split}: {n} rankings (K > 2) -> {summary.ranking_paths[split]}"
-            for split, n in summary.rankings.items()
-            if n
-        ),
+        *(f"  {split}: {n} pairs" for split, n in summary.pairs.items()),
+        *(f"  {split}: {n} rankings (K > 2)" for split, n in summary.rankings.items() if n),
+        f"written: {summary.tables['pairs']}, {summary.tables['pair_rankings']}",
     ]
     _emit(args, summary.as_dict(), human)
     return 0
@@ -145,6 +145,27 @@ def cmd_data_report(args: argparse.Namespace) -> int:
     report, paths = write_report(Lake(config.data.lake))
     result = {**report, "paths": {k: str(v) for k, v in paths.items()}}
     _emit(args, result, [paths["markdown"].read_text(encoding="utf-8"), f"written: {paths['json']}"])
+    return 0
+
+
+def cmd_lake(args: argparse.Namespace) -> int:
+    from rmcore.data.lake import check, maintain, migrate
+
+    lake = Lake(_config(args).data.lake)
+    if args.action == "check":
+        found = check.check_lake(lake)
+        _emit(args, found.as_dict(), found.lines())
+        return 0 if found.healthy else 1
+    if args.action == "migrate":
+        migrated = migrate.migrate_lake(lake)
+        _emit(args, migrated.as_dict(), migrated.lines())
+        return 0
+    done = maintain.compact(lake) if args.action == "compact" else maintain.vacuum(lake, args.retain_hours)
+    lines = [
+        f"{u.table}: {u.files_removed} file(s) removed, {u.files_added} added, now version {u.version}"
+        for u in done
+    ]
+    _emit(args, {"tables": [u.as_dict() for u in done]}, lines or [f"{lake.uri}: no tables yet"])
     return 0
 
 
@@ -244,7 +265,9 @@ def _add_config(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_lake(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lake", type=Path, help="lake directory (default: data.lake of the config)")
+    p.add_argument(
+        "--lake", help="lake folder or URI: s3://, gs://, az:// (default: data.lake of the config)"
+    )
 
 
 def parser() -> argparse.ArgumentParser:
@@ -271,6 +294,12 @@ def parser() -> argparse.ArgumentParser:
     _add_lake(p)
     p.add_argument("--drop-conflicts", action="store_true", help="leave out pairs with p_chosen = 0.5")
     p.add_argument(
+        "--as-of",
+        type=int,
+        metavar="VERSION",
+        help="build from this lake version (a build's lake_version) instead of the latest",
+    )
+    p.add_argument(
         "--aggregate",
         choices=get_args(Aggregate),
         help="votes: vote shares; dawid-skene: votes weighed by each annotator's estimated reliability "
@@ -280,6 +309,23 @@ def parser() -> argparse.ArgumentParser:
     p = command("data-report", cmd_data_report, "Write the data report (JSON and markdown).")
     _add_config(p, "data.lake")
     _add_lake(p)
+
+    p = command("lake", cmd_lake, "Check, migrate, compact or vacuum the lake's Delta tables.")
+    p.add_argument(
+        "action",
+        choices=("check", "migrate", "compact", "vacuum"),
+        help="check: every committed file present, readable and of its committed row count; "
+        "migrate: a manifest lake (schema 2) into Delta tables; compact: small files into large; "
+        "vacuum: delete files no version younger than --retain-hours names",
+    )
+    _add_config(p, "data.lake")
+    _add_lake(p)
+    p.add_argument(
+        "--retain-hours",
+        type=int,
+        default=168,
+        help="vacuum: keep every version younger than this readable (default: 168, a week)",
+    )
 
     p = command("train", cmd_train, "Train a reward model (train.nproc_per_node processes).")
     _add_config(p, "every option")

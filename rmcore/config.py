@@ -70,8 +70,9 @@ class PairsConfig(Strict):
 class DataConfig(Strict):
     """Where the data lives and how it is processed."""
 
-    lake: Path = Path("data/lake")
-    """Root of the Parquet lake."""
+    lake: str = "data/lake"
+    """Root of the lake: a local folder, or a URI deltalake opens (s3://, gs://, az://) with credentials
+    from the environment as deltalake reads them (AWS_*, GOOGLE_*, AZURE_*)."""
     raw: Path = Path("data/raw")
     """Where incoming label files land."""
     ingest: IngestConfig = IngestConfig()

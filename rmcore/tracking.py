@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import mlflow
 import pandas as pd
-from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.data.delta_dataset_source import DeltaDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
@@ -296,13 +296,15 @@ def log_training_summary(summary: Mapping[str, Any]) -> None:
     mlflow.log_metrics({metric_key(f"training.{k}"): float(v) for k, v in summary.items() if is_number(v)})
 
 
-def log_dataset(pairs_dir: Path, content_hash: str, name: str, context: str) -> None:
-    """Pairs at `pairs_dir` as a run input (`mlflow.log_input`) whose digest is their content hash.
+def log_dataset(lake: str, lake_version: int, content_hash: str, name: str, context: str) -> None:
+    """Pairs built from a lake as a run input (`mlflow.log_input`) whose digest is their content hash.
 
-    context: what the run used them for ("training", "evaluation"). MLflow keeps at most 36
-    characters of a digest; rmcore's content hashes have 32.
+    The source is a Delta source: the lake's URI and the lake version the pairs were built from
+    (`rmcore build-pairs --as-of VERSION` rebuilds them). context: what the run used them for
+    ("training", "evaluation"). MLflow keeps at most 36 characters of a digest; rmcore's content
+    hashes have 32.
     """
-    source = get_dataset_source_from_json(json.dumps({"uri": pairs_dir.resolve().as_uri()}), "local")
+    source = DeltaDatasetSource(path=lake, delta_table_version=lake_version)
     dataset = MetaDataset(source, name=name, digest=content_hash)  # type: ignore[abstract]  # profile: None
     mlflow.log_input(dataset, context=context)
 

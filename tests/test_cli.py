@@ -1,5 +1,6 @@
 """The `rmcore` command line, in-process through main(), plus one run of the installed console script."""
 
+import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,8 @@ from rmcore.cli import main
 from rmcore.config import SplitConfig
 from rmcore.data.identity import prompt_id
 from rmcore.data.lake import Lake
-from rmcore.data.pairs.splits import split_of
+from rmcore.data.pairs import read_split
+from rmcore.data.pairs.splits import SPLITS, split_of
 from rmcore.data.records import Message
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +137,7 @@ def test_ingest_missing_path_fails_with_exit_1(
     assert code == 1
     assert f"rmcore ingest: error: {missing}: no such file or folder" in err.splitlines()
     assert "Traceback" not in out + err
-    assert len(Lake(lake_dir).manifest().files) == 1
+    assert len(Lake(lake_dir).files()) == 1
     # and with --json the failure is in the summary
     code, out, _ = run(capsys, "ingest", str(missing), "--lake", str(lake_dir), "--json")
     assert code == 1
@@ -165,8 +167,7 @@ def test_format_override_and_source(
     # when read as detected with --source, then its comparison carries that source
     code, out, _ = run(capsys, "ingest", str(path), "--lake", str(lake_dir), "--source", "team-x", "--json")
     assert (code, last_json(out)["accepted"]) == (0, 1)
-    (part,) = Lake(lake_dir).parts("comparisons")
-    assert pq.read_table(part).column("source").to_pylist() == ["team-x"]
+    assert Lake(lake_dir).read("comparisons").column("source").to_pylist() == ["team-x"]
 
 
 def test_bad_config_is_one_line_error(
@@ -206,17 +207,18 @@ def test_build_pairs_json(tmp_path: Path, lake_dir: Path, capsys: pytest.Capture
     run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
     # when pairs are built with --json
     code, out, err = run(capsys, "build-pairs", "--lake", str(lake_dir), "--json")
-    # then pairs by split match split_of of each prompt and each path is a written file
+    # then pairs by split match split_of of each prompt, the pair tables are named, each split holds
+    # its count of rows, and the pairs were built from the lake's one ingest (version 1)
     assert (code, err) == (0, "")
     result = last_json(out)
     assert result["pairs"] == expected_pairs_by_split()
     assert result["comparisons"] == 4
     assert result["conflicts"] == 2  # France 1-1 and the single tie
     assert result["conflicts_dropped"] == 0
-    assert set(result["paths"]) == {"train", "validation", "test"}
-    for split, path in result["paths"].items():
-        assert path == str(lake_dir / "pairs" / f"{split}.parquet")
-        assert pq.read_metadata(path).num_rows == result["pairs"][split]
+    assert result["lake_version"] == 1
+    assert result["tables"] == {name: str(lake_dir / name) for name in ("pairs", "pair_rankings")}
+    for split in SPLITS:
+        assert read_split(Lake(lake_dir), "pairs", (split,)).num_rows == result["pairs"][split]
     # when built again with --drop-conflicts, then the two conflicts are left out
     code, out, _ = run(capsys, "build-pairs", "--lake", str(lake_dir), "--drop-conflicts", "--json")
     dropped = last_json(out)
@@ -275,10 +277,7 @@ def test_build_pairs_aggregate_dawid_skene_json(
         0,
     )
     (changed,) = [
-        row
-        for path in result["paths"].values()
-        for row in pq.read_table(path).to_pylist()
-        if row["p_votes"] < 0.5
+        row for row in read_split(Lake(lake_dir), "pairs", SPLITS).to_pylist() if row["p_votes"] < 0.5
     ]
     assert (changed["prompt"][-1]["content"], changed["chosen"], changed["p_votes"]) == ("Q?", "right", 1 / 3)
     # and the human summary says it too
@@ -342,11 +341,20 @@ def test_data_report_before_build_pairs_is_one_line_error(
 def test_data_report_on_pair_files_of_an_earlier_rmcore_asks_for_build_pairs_in_one_line(
     tmp_path: Path, lake_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # given pair files without the columns this version writes (as build-pairs wrote them before)
+    # given the pairs as an earlier rmcore wrote them: a Parquet file per split under pairs/, without
+    # a Delta log and without the columns this version writes
     run(capsys, "ingest", str(write_votes(tmp_path)), "--lake", str(lake_dir))
     run(capsys, "build-pairs", "--lake", str(lake_dir))
-    for path in (lake_dir / "pairs").glob("[tv]*.parquet"):
-        pq.write_table(pq.read_table(path).drop_columns(["p_votes", "chosen_turns", "rejected_turns"]), path)
+    lake = Lake(lake_dir)
+    old = {
+        s: read_split(lake, "pairs", (s,)).drop_columns(["p_votes", "chosen_turns", "rejected_turns"])
+        for s in SPLITS
+    }
+    for name in ("pairs", "pair_rankings"):
+        shutil.rmtree(lake_dir / name)
+    (lake_dir / "pairs").mkdir()
+    for split, table in old.items():
+        pq.write_table(table, lake_dir / "pairs" / f"{split}.parquet")
     # when the report is asked for, then one line says to build the pairs again
     code, _, err = run(capsys, "data-report", "--lake", str(lake_dir))
     assert code == 1

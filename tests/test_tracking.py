@@ -133,7 +133,7 @@ def test_a_run_records_config_history_evaluation_dataset_and_artifacts(
         log_config(config)
         log_history(history)
         log_evaluation(metrics, "test")
-        log_dataset(tmp_path, "0123456789abcdef0123456789abcdef", "pairs", "training")
+        log_dataset(str(tmp_path / "lake"), 3, "0123456789abcdef0123456789abcdef", "pairs", "training")
         log_artifacts([report, summary], "evaluation")
 
     # then the params are the config's options under dotted keys
@@ -153,10 +153,16 @@ def test_a_run_records_config_history_evaluation_dataset_and_artifacts(
     assert run.data.metrics["test.calibration.ece"] == pytest.approx(metrics["calibration"]["ece"])
     assert run.data.metrics["test.by_source.synthetic.accuracy"] == 0.75
     assert run.data.metrics["test.by_category._none_.n_pairs"] == 4  # "(none)": MLflow refuses ( )
-    # and the dataset input carries the content hash as its digest
+    # and the dataset input carries the content hash as its digest, and as its source the lake and the
+    # lake version the pairs were built from
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == "0123456789abcdef0123456789abcdef"
     assert dataset_input.dataset.name == "pairs"
+    assert dataset_input.dataset.source_type == "delta_table"
+    assert json.loads(dataset_input.dataset.source) == {
+        "path": str(tmp_path / "lake"),
+        "delta_table_version": 3,
+    }
     assert dataset_input.tags[0].value == "training"
     # and the artifacts are in the store's artifacts folder, a folder keeping its name; no ./mlruns
     names = {a.path for a in client.list_artifacts(run_id, "evaluation")}

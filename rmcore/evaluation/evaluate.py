@@ -12,7 +12,6 @@ import numpy as np
 import pyarrow as pa
 
 from rmcore.config import Config
-from rmcore.data.lake import Lake
 from rmcore.data.pairs import load_pairs
 from rmcore.data.pairs.votes import lake_votes
 from rmcore.evaluation.metrics import pair_metrics
@@ -42,7 +41,7 @@ def evaluate(scorer: Scorer, pairs: pa.Table) -> Evaluation:
     )
 
 
-def evaluate_model(model_dir: Path, source: Path, split: str, config: Config) -> Evaluation:
+def evaluate_model(model_dir: Path, source: Path | None, split: str, config: Config) -> Evaluation:
     """A saved model on the pairs of `source`: a pair file, a lake's `split`, or a label file, with
     the votes cast on them where the source has them.
 
@@ -52,5 +51,5 @@ def evaluate_model(model_dir: Path, source: Path, split: str, config: Config) ->
     trained = load_trained(model_dir)
     with tempfile.TemporaryDirectory(prefix="rmcore-eval-") as scratch:
         data = load_pairs(source, split, config.data, Path(scratch) / "lake")
-        votes = lake_votes(Lake(data.lake)) if data.lake is not None else None
+        votes = lake_votes(data.lake) if data.lake is not None else None
     return replace(evaluate(trained.scorer(config.train.max_tokens), data.pairs), votes=votes)

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
-from lake_rows import counts
+from lake_rows import comparisons, counts, pair_rows
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.formats import detected, formats
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs, pairs_dir
-from rmcore.data.pairs.splits import SPLITS
+from rmcore.data.pairs import PairsSummary, build_pairs
 from rmcore.data.records import Reason, RowRejected
 
 Record = Mapping[str, Any]
@@ -46,18 +44,13 @@ class Ingested:
 
     def pair_rows(self) -> list[dict[str, Any]]:
         """Every pair row of every split, as (prompt's last message, then PAIR_FIELDS) dicts, sorted."""
-        rows = [
-            row
-            for split in SPLITS
-            for row in pq.read_table(pairs_dir(self.lake) / f"{split}.parquet").to_pylist()
-        ]
+        rows = pair_rows(self.lake)
         kept = [{"prompt": row["prompt"][-1]["content"], **{k: row[k] for k in PAIR_FIELDS}} for row in rows]
         return sorted(kept, key=lambda row: (row["prompt"], row["chosen"]))
 
     def comparisons(self) -> list[dict[str, Any]]:
         """Every comparison the lake holds, in file order."""
-        rows = [row for part in self.lake.parts("comparisons") for row in pq.read_table(part).to_pylist()]
-        return sorted(rows, key=lambda row: row["raw_row"])
+        return comparisons(self.lake)
 
     def assert_again_adds_nothing(self, config: IngestConfig | None = None) -> None:
         """Ingest the same file into the same lake once more (with this or another config): it is

@@ -1,14 +1,15 @@
-"""Helpers the data tests share: a JSONL file written from rows, a lake's comparisons, an ingest's counts."""
+"""Helpers the data tests share: a JSONL file written from rows, a lake's comparisons and pairs, an
+ingest's counts."""
 
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rmcore.data.ingest import IngestSummary
 from rmcore.data.lake import Lake
+from rmcore.data.pairs import read_split
+from rmcore.data.pairs.splits import SPLITS
 
 
 def write_jsonl(path: Path, rows: list[dict | bytes]) -> Path:
@@ -18,9 +19,18 @@ def write_jsonl(path: Path, rows: list[dict | bytes]) -> Path:
 
 
 def comparisons(lake: Lake) -> list[dict[str, Any]]:
-    """Every committed comparison row."""
-    parts = lake.parts("comparisons")
-    return pa.concat_tables([pq.read_table(p) for p in parts]).to_pylist() if parts else []
+    """Every committed comparison row, in raw-file order (file, then row)."""
+    return lake.read("comparisons").sort_by([("raw_file", "ascending"), ("raw_row", "ascending")]).to_pylist()
+
+
+def pair_rows(lake: Lake) -> list[dict[str, Any]]:
+    """Every pair row build-pairs wrote, all splits, split by split and by pair id within a split."""
+    return read_split(lake, "pairs", SPLITS).to_pylist()
+
+
+def ranking_rows(lake: Lake) -> list[dict[str, Any]]:
+    """Every ranking of K > 2 build-pairs wrote, all splits, split by split and by ranking id."""
+    return read_split(lake, "pair_rankings", SPLITS).to_pylist()
 
 
 def counts(result: IngestSummary) -> dict[str, Any]:

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from lake_rows import write_jsonl
 
 from rmcore.config import Aggregate, IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash
+from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash, read_split
 from rmcore.data.pairs.dawid_skene import dawid_skene_posteriors, p_first
 from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.pairs.votes import no_votes
@@ -73,9 +72,9 @@ def built(root: Path, rows: list[dict], aggregate: Aggregate) -> tuple[Lake, Pai
     return lake, build_pairs(lake, SplitConfig(), PairsConfig(aggregate=aggregate))
 
 
-def pair_rows(summary: PairsSummary) -> dict[str, dict[str, Any]]:
+def pair_rows(lake: Lake) -> dict[str, dict[str, Any]]:
     """Every pair row by its prompt's text."""
-    rows = [row for split in SPLITS for row in pq.read_table(summary.paths[split]).to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     return {row["prompt"][-1]["content"]: row for row in rows}
 
 
@@ -102,7 +101,7 @@ def test_dawid_skene_picks_the_right_answer_far_more_often_than_vote_shares(
     by_votes: tuple[Lake, PairsSummary], weighed: tuple[Lake, PairsSummary]
 ) -> None:
     # given the crowd paired by vote shares and by Dawid-Skene
-    votes, dawid_skene = pair_rows(by_votes[1]), pair_rows(weighed[1])
+    votes, dawid_skene = pair_rows(by_votes[0]), pair_rows(weighed[0])
     assert len(votes) == len(dawid_skene) == QUESTIONS
 
     # then the majority is right on 78 questions, Dawid-Skene on 94: at least 90% and 10 points more
@@ -116,7 +115,7 @@ def test_changed_winner_counts_the_pairs_whose_vote_majority_the_posterior_overt
     by_votes: tuple[Lake, PairsSummary], weighed: tuple[Lake, PairsSummary]
 ) -> None:
     # given both aggregations of the crowd (three votes a pair, so every majority is strict)
-    votes, dawid_skene = pair_rows(by_votes[1]), pair_rows(weighed[1])
+    votes, dawid_skene = pair_rows(by_votes[0]), pair_rows(weighed[0])
     summary = weighed[1]
 
     # then the pairs whose chosen side changed are exactly those with p_votes < 1/2, as counted
@@ -136,29 +135,29 @@ def test_changed_winner_counts_the_pairs_whose_vote_majority_the_posterior_overt
 
 def test_votes_aggregate_writes_p_votes_equal_to_p_chosen(by_votes: tuple[Lake, PairsSummary]) -> None:
     # given the crowd paired by vote shares: then p_votes is p_chosen and nothing changed winner
-    _, summary = by_votes
+    lake, summary = by_votes
     assert (summary.aggregate, summary.changed_winner, summary.conflicts_resolved) == ("votes", {}, 0)
-    assert all(row["p_votes"] == row["p_chosen"] for row in pair_rows(summary).values())
+    assert all(row["p_votes"] == row["p_chosen"] for row in pair_rows(lake).values())
 
 
 def test_data_report_counts_the_pairs_that_changed_winner(
     by_votes: tuple[Lake, PairsSummary], weighed: tuple[Lake, PairsSummary]
 ) -> None:
-    # given the pair files of each aggregation, when the data report is made
+    # given the pair tables of each aggregation, when the data report is made
     report = data_report(weighed[0])
-    # then it counts the changed pairs by source from the files, as build-pairs did, and says so
+    # then it counts the changed pairs by source from the pair table, as build-pairs did, and says so
     assert report["changed_winner"] == weighed[1].changed_winner == {"crowd": 22}
     assert "(p_votes < 0.5): 22; crowd 22." in markdown(report)
     assert data_report(by_votes[0])["changed_winner"] == {}
 
 
-def test_the_same_judgments_in_another_order_give_byte_identical_pair_files(
+def test_the_same_judgments_in_another_order_give_identical_pair_tables(
     tmp_path: Path, crowd_rows: list[dict], weighed: tuple[Lake, PairsSummary]
 ) -> None:
     # given the crowd's rows ingested in reverse order into another lake
     lake, _ = built(tmp_path, crowd_rows[::-1], "dawid-skene")
-    # then the fit sees the same sorted judgments and writes the same bytes
-    assert lake_pairs_hash(lake.root) == lake_pairs_hash(weighed[0].root)
+    # then the fit sees the same sorted judgments and writes the same pairs
+    assert lake_pairs_hash(lake) == lake_pairs_hash(weighed[0])
 
 
 def test_each_source_is_fitted_on_its_own(
@@ -169,10 +168,10 @@ def test_each_source_is_fitted_on_its_own(
     swapped = {**ACCURACY, "contrarian": ACCURACY["careful1"], "careful1": ACCURACY["contrarian"]}
     mirror = [{**row, "prompt": "mirror " + row["prompt"]} for row in crowd(2, swapped, "mirror")]
     # when both sources are paired in one lake
-    _, summary = built(tmp_path, crowd_rows + mirror, "dawid-skene")
-    both = pair_rows(summary)
+    lake, _ = built(tmp_path, crowd_rows + mirror, "dawid-skene")
+    both = pair_rows(lake)
     # then the crowd's pairs are exactly those of the crowd alone: its fit saw none of the mirror
-    alone = pair_rows(weighed[1])
+    alone = pair_rows(weighed[0])
     assert {q: both[q] for q in alone} == alone
     # and the mirror's own fit finds its truth as well (a joint fit would blend the two)
     assert sum(right(both["mirror " + q]) for q in alone) >= 90
@@ -214,8 +213,8 @@ EXCEPTIONS = [
 @pytest.fixture(scope="module")
 def exceptions(tmp_path_factory: pytest.TempPathFactory, crowd_rows: list[dict]) -> dict[str, dict[str, Any]]:
     """The crowd with the exceptional pairs, paired by Dawid-Skene."""
-    _, summary = built(tmp_path_factory.mktemp("exceptions"), crowd_rows + EXCEPTIONS, "dawid-skene")
-    return pair_rows(summary)
+    lake, _ = built(tmp_path_factory.mktemp("exceptions"), crowd_rows + EXCEPTIONS, "dawid-skene")
+    return pair_rows(lake)
 
 
 def shares(row: dict[str, Any]) -> tuple[str, float, float, int, bool]:

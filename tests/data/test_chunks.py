@@ -4,11 +4,11 @@ import json
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from rmcore.config import IngestConfig
 from rmcore.data.formats.containers import line_offsets
-from rmcore.data.ingest import ingest
+from rmcore.data.ingest import ingest, stage_input
+from rmcore.data.ingest.plan import file_hash
 from rmcore.data.lake import Lake
 
 
@@ -39,7 +39,7 @@ def _votes(path: Path, rows: int) -> Path:
 
 
 def _table(lake: Lake, name: str) -> pa.Table:
-    return pa.concat_tables(pq.read_table(p) for p in lake.parts(name))
+    return lake.read(name)
 
 
 def test_line_offsets_cut_at_line_starts_and_count_lines(tmp_path: Path) -> None:
@@ -61,11 +61,15 @@ def test_chunked_staging_equals_one_pass(tmp_path: Path) -> None:
     # given one file of votes, ingested in one pass and in 3 worker chunks
     source = _votes(tmp_path / "votes.jsonl", 3000)
     one, chunked = Lake(tmp_path / "one"), Lake(tmp_path / "chunked")
+    config = IngestConfig(workers=3, chunk_bytes=1000)
+    staged = stage_input(chunked, str(source), file_hash(source), config)
+    # (the parallel staging really made several chunks, each with judgments)
+    assert staged.chunks == 3 and len(staged.tables("comparisons")) == 3
     single = ingest(one, [source], IngestConfig(workers=1))
-    parallel = ingest(chunked, [source], IngestConfig(workers=3, chunk_bytes=1000))
+    parallel = ingest(chunked, [source], config)
 
-    # then the parallel run really made several parts
-    assert len(chunked.parts("comparisons")) == 3
+    # then the ingest committed that staging (and removed it)
+    assert not Path(staged.directory).exists()
     # and every count is the same
     assert parallel.as_dict() | {"lake": ""} == single.as_dict() | {"lake": ""}
     assert single.duplicates > 0 and single.rejected == {"malformed": 60}

@@ -1,11 +1,11 @@
 """Multi-turn comparisons: two conversations split into a shared prompt and two continuations, transcripts
 with role markers read into messages, and the lake storing, naming and pairing such responses."""
 
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
@@ -13,8 +13,8 @@ from rmcore.data.formats import hh, pairwise
 from rmcore.data.formats.conversations import prompt_and_responses, split_shared, transcript
 from rmcore.data.identity import response_id, text_id
 from rmcore.data.ingest import ingest
-from rmcore.data.lake import Lake, Manifest, schemas
-from rmcore.data.pairs import build_pairs
+from rmcore.data.lake import Lake, OldLake, schemas
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.data.quality.report import data_report
 from rmcore.data.records import Message, Reason, RowRejected
 
@@ -209,9 +209,11 @@ def test_multi_turn_pairs_are_stored_voted_and_re_ingested_as_any_other(tmp_path
     assert (first.rows_read, first.accepted, first.rejected) == (4, 3, {"identical_responses": 1})
     assert (first.new_comparisons, first.duplicates) == (3, 0)
     build_pairs(lake, SplitConfig(train=1, validation=0, test=0), PairsConfig())
-    pairs = pq.read_table(lake.root / "pairs" / "train.parquet")
-    # then the pair files have the lake's pair schema, turns included
-    assert pairs.schema.names == schemas.PAIRS.names
+    stored = lake.table("pairs")
+    assert stored is not None
+    pairs = read_split(lake, "pairs", ("train",))
+    # then the pair table has the lake's pair schema as stored, turns included
+    assert stored.schema().to_arrow().names == schemas.PAIRS.names
     by_reply = {(r["chosen"], r["rejected"]): r for r in pairs.to_pylist()}
     # and the swapped row is a second vote on the first pair: one vote each way, a conflict
     voted = (
@@ -235,9 +237,18 @@ def test_multi_turn_pairs_are_stored_voted_and_re_ingested_as_any_other(tmp_path
     assert again.new_comparisons == 0 and again.files_skipped == [str(path)]
 
 
-def test_a_lake_of_an_older_schema_says_what_changed_and_what_to_do(tmp_path: Path) -> None:
+def test_a_lake_of_the_manifest_layout_is_refused_with_the_command_that_migrates_it(tmp_path: Path) -> None:
+    # given a lake of Parquet parts and manifest.json (schema 2, before Delta) and a label file
     lake = Lake(tmp_path / "lake")
-    lake.root.mkdir()
-    lake.commit(Manifest(schema_version=1))
-    with pytest.raises(ValueError, match=r"version 1.*reads 2.*multi-turn.*new --lake"):
-        lake.manifest()
+    (tmp_path / "lake").mkdir()
+    (tmp_path / "lake" / "manifest.json").write_text('{"schema_version": 2, "files": []}')
+    path = tmp_path / "multi.jsonl"
+    path.write_bytes(orjson.dumps(_trl_row("Where to?", "How long?", "Day 1.", "Spring.")) + b"\n")
+    # when it is ingested into or paired, then both are refused with the command that migrates it
+    migrate = re.escape(f"rmcore lake migrate --lake {lake.uri}")
+    with pytest.raises(OldLake, match=migrate):
+        ingest(lake, [path], IngestConfig())
+    with pytest.raises(OldLake, match=migrate):
+        build_pairs(lake, SplitConfig(), PairsConfig())
+    # and nothing was written beside the manifest: no staging, no Delta table
+    assert sorted(p.name for p in (tmp_path / "lake").iterdir()) == ["manifest.json"]

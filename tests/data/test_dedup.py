@@ -122,7 +122,7 @@ def test_duplicate_across_two_files_in_one_ingest(tmp_path: Path) -> None:
         "new_comparisons": 3,
         "duplicates": 1,
     }
-    entries = {Path(e.path).name: (e.new_comparisons, e.duplicates) for e in lake.manifest().files}
+    entries = {Path(e.path).name: (e.new_comparisons, e.duplicates) for e in lake.files()}
     assert entries == {"one.jsonl": (2, 0), "two.jsonl": (1, 1)}
     assert len(comparisons(lake)) == 3
 
@@ -143,7 +143,7 @@ def test_duplicate_across_two_ingest_calls(tmp_path: Path) -> None:
         "duplicates": 1,
     }
     assert len(comparisons(lake)) == 3
-    assert len(lake.manifest().files) == 2
+    assert len(lake.files()) == 2
 
 
 def test_the_same_file_twice_is_skipped(tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_the_same_file_twice_is_skipped(tmp_path: Path) -> None:
         "new_comparisons": 0,
         "duplicates": 0,
     }
-    assert len(lake.manifest().files) == 1
+    assert len(lake.files()) == 1
     assert len(comparisons(lake)) == 2
 
 

@@ -5,14 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.formats import arena, detected, formats
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs
+from rmcore.data.pairs import PairsSummary, build_pairs, read_split
 from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import MODEL_LABELLED, Judgment, Message, Reason, RowRejected
 
@@ -360,16 +359,17 @@ def write_jsonl(path: Path, rows: list[Record]) -> Path:
     return path
 
 
-def pair_rows(summary: PairsSummary) -> dict[frozenset[str], dict[str, Any]]:
+def pair_rows(lake: Lake) -> dict[frozenset[str], dict[str, Any]]:
     """Every pair row of every split, by its two final replies."""
-    rows = [row for split in SPLITS for row in pq.read_table(summary.paths[split]).to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     by_replies = {frozenset((row["chosen"], row["rejected"])): row for row in rows}
     assert len(by_replies) == len(rows)
     return by_replies
 
 
-def ingested(tmp_path: Path, path: Path) -> tuple[IngestSummary, PairsSummary]:
-    """`path` ingested into a new lake and paired; ingesting it again adds nothing."""
+def ingested(tmp_path: Path, path: Path) -> tuple[Lake, IngestSummary, PairsSummary]:
+    """`path` ingested into a new lake and paired (that lake, the summaries); ingesting it again adds
+    nothing."""
     lake = Lake(tmp_path / "lake")
     result = ingest(lake, [path], IngestConfig())
     assert result.rows_read == result.accepted + sum(result.rejected.values())
@@ -377,7 +377,7 @@ def ingested(tmp_path: Path, path: Path) -> tuple[IngestSummary, PairsSummary]:
     again = ingest(lake, [path], IngestConfig())
     assert again.files_skipped == [str(path)]
     assert (again.rows_read, again.new_comparisons) == (0, 0)
-    return result, summary
+    return lake, result, summary
 
 
 def swapped(record: Record, winner: str, judge: str) -> Record:
@@ -415,7 +415,7 @@ def test_arena_ingest_and_pairs(tmp_path: Path) -> None:
         arena_row(conversation_b=chat("What is the capital of Spain?", "Madrid.")),  # prompt_mismatch
     ]
     # when ingested and paired (and ingested again: that adds nothing)
-    result, summary = ingested(tmp_path, write_jsonl(tmp_path / "raw" / "arena.jsonl", rows))
+    lake, result, summary = ingested(tmp_path, write_jsonl(tmp_path / "raw" / "arena.jsonl", rows))
     # then 4 rows are accepted (4 comparisons), 3 rejected by reason
     assert (result.rows_read, result.accepted, result.new_comparisons, result.duplicates) == (7, 4, 4, 0)
     assert result.rejected == {"unknown_label": 1, "missing_field": 1, "prompt_mismatch": 1}
@@ -426,7 +426,7 @@ def test_arena_ingest_and_pairs(tmp_path: Path) -> None:
         frozenset(("Go in spring.", "Day 1: the Forum.")),
         frozenset(("No.", "I can't.")),
     )
-    pairs = pair_rows(summary)
+    pairs = pair_rows(lake)
     assert set(pairs) == {paris, trip, joke}
     paris_pair = pairs[paris]
     assert (paris_pair["chosen"], paris_pair["n_votes"], paris_pair["p_chosen"]) == (
@@ -456,11 +456,11 @@ def test_mt_bench_ingest_turns_and_judges(tmp_path: Path) -> None:
         mt_row(1, "model_b", "author_2", conversation_b=chat(Q1, "", Q2, B2)),  # empty_text
     ]
     # when ingested and paired (and ingested again: that adds nothing)
-    result, summary = ingested(tmp_path, write_jsonl(tmp_path / "raw" / "mt_bench_human.jsonl", rows))
+    lake, result, _ = ingested(tmp_path, write_jsonl(tmp_path / "raw" / "mt_bench_human.jsonl", rows))
     # then 4 accepted, 2 rejected; 4 comparisons on 2 pairs
     assert (result.rows_read, result.accepted, result.new_comparisons, result.duplicates) == (6, 4, 4, 0)
     assert result.rejected == {"missing_field": 1, "empty_text": 1}
-    pairs = pair_rows(summary)
+    pairs = pair_rows(lake)
     assert set(pairs) == {frozenset((A1, B1)), frozenset((A2, B2))}
     # and the turn-1 pair has two votes for the first replies, no turns
     turn1 = pairs[frozenset((A1, B1))]

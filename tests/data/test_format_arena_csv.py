@@ -5,14 +5,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.formats import arena_csv, detected, formats
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import Judgment, Message, Reason, RowRejected
 
@@ -229,7 +228,7 @@ def test_ingest_a_csv_file(tmp_path: Path) -> None:
     assert result.rejected == {"null_field": 2, "malformed": 1, "unknown_label": 1}
     # and 3 pairs with the expected winners, the two-turn one with its leading turns
     assert summary.comparisons == 3
-    rows_out = [row for split in SPLITS for row in pq.read_table(summary.paths[split]).to_pylist()]
+    rows_out = read_split(lake, "pairs", SPLITS).to_pylist()
     pairs = {frozenset((row["chosen"], row["rejected"])): row for row in rows_out}
     assert set(pairs) == {
         frozenset(("4", "5")),
@@ -253,7 +252,7 @@ def test_ingest_a_csv_file(tmp_path: Path) -> None:
     tie = pairs[frozenset(("Hi, there", '"Hi"'))]
     assert (tie["n_votes"], tie["ties"], tie["p_chosen"]) == (1, 1, 0.5)
     # and the comparisons keep the row id and models
-    comparisons = pq.read_table(lake.parts("comparisons")[0]).to_pylist()
+    comparisons = lake.read("comparisons").to_pylist()
     assert sorted(dict(c["attributes"])["id"] for c in comparisons) == ["1", "2", "3"]
     # and ingesting the same file again adds nothing
     again = ingest(lake, [path], IngestConfig())

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
-from lake_rows import comparisons, counts
+from lake_rows import comparisons, counts, pair_rows
 from test_formats import SHAPES, reason_of
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
@@ -16,7 +15,6 @@ from rmcore.data.formats import detected, formats, helpsteer3
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import Judgment, Message, Reason
 
 Record = dict[str, Any]
@@ -266,7 +264,7 @@ def test_ingest_counts_votes_pairs_and_reingest_adds_nothing(tmp_path: Path) -> 
     assert (summary.comparisons, sum(summary.pairs.values()), summary.conflicts) == (9, 4, 1)
     assert sum(summary.rankings.values()) == 0
     keys = ("chosen", "rejected", "p_chosen", "n_votes", "ties", "margin", "conflict")
-    pairs = {r["prompt"][-1]["content"]: {k: r[k] for k in keys} for r in _pair_rows(summary.paths)}
+    pairs = {r["prompt"][-1]["content"]: {k: r[k] for k in keys} for r in pair_rows(lake)}
     # overall 0: one tie, ungraded, either way round
     tie = pairs.pop("Write a haiku about summer.")
     assert {tie["chosen"], tie["rejected"]} == {HAIKU, LIMERICK}
@@ -318,7 +316,3 @@ def test_ingest_counts_votes_pairs_and_reingest_adds_nothing(tmp_path: Path) -> 
         "duplicates": 12,
     }
     assert len(comparisons(lake)) == 9
-
-
-def _pair_rows(paths: dict[str, Path]) -> list[dict[str, Any]]:
-    return [r for split in SPLITS for r in pq.read_table(paths[split]).to_pylist()]

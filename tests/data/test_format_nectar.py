@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from lake_rows import comparisons, counts
+from lake_rows import comparisons, counts, pair_rows, ranking_rows
 from test_formats import SHAPES, reason_of
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
@@ -15,7 +15,6 @@ from rmcore.data.formats import detected, formats, nectar
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import MODEL_LABELLED, Message, Ranking, Reason
 
 Record = dict[str, Any]
@@ -229,7 +228,7 @@ def test_ingest_counts_rankings_pairs_and_reingest_adds_nothing(tmp_path: Path) 
     # then 27 pairs of one vote each, the better-ranked answer chosen; both rankings are kept
     assert (summary.comparisons, sum(summary.pairs.values()), summary.conflicts) == (27, 27, 0)
     assert sum(summary.rankings.values()) == 2
-    rows = [r for split in SPLITS for r in pq.read_table(summary.paths[split]).to_pylist()]
+    rows = pair_rows(lake)
     assert {(r["p_chosen"], r["n_votes"], r["ties"], r["margin"]) for r in rows} == {(1.0, 1, 0, None)}
     won = {(r["prompt"][-1]["content"], r["chosen"], r["rejected"]) for r in rows}
     jokes_by_rank = (JOKES[1], JOKES[0], JOKES[2], JOKES[3])
@@ -237,7 +236,7 @@ def test_ingest_counts_rankings_pairs_and_reingest_adds_nothing(tmp_path: Path) 
         *(("What is the boiling point of water at sea level?", *p) for p in combinations(BOILING, 2)),
         *(("About cats.", *p) for p in combinations(jokes_by_rank, 2)),
     }
-    rankings = [r for split in SPLITS for r in pq.read_table(summary.ranking_paths[split]).to_pylist()]
+    rankings = ranking_rows(lake)
     assert sorted(r["ranks"] for r in rankings) == [[0, 1, 2, 3, 4, 5, 6], [1, 0, 2, 3]]
 
     # when the same file is ingested again, then it is skipped and adds nothing

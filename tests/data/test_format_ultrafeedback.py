@@ -4,9 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
-from lake_rows import comparisons, counts, write_jsonl
+from lake_rows import comparisons, counts, pair_rows, ranking_rows, write_jsonl
 from test_formats import SHAPES, reason_of
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
@@ -14,7 +13,6 @@ from rmcore.data.formats import detected, formats, ultrafeedback
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
-from rmcore.data.pairs.splits import SPLITS
 from rmcore.data.records import MODEL_LABELLED, Message, Ranking, Reason
 
 Record = dict[str, Any]
@@ -198,7 +196,7 @@ def test_ingest_counts_rankings_pairs_ties_and_reingest_adds_nothing(tmp_path: P
     # then 12 pairs of one vote each; the tie is an even split, a conflict; both rankings are kept
     assert (summary.comparisons, sum(summary.pairs.values()), summary.conflicts) == (12, 12, 1)
     assert sum(summary.rankings.values()) == 2
-    rows = [r for split in SPLITS for r in pq.read_table(summary.paths[split]).to_pylist()]
+    rows = pair_rows(lake)
     by_pair = {(r["prompt"][-1]["content"], frozenset((r["chosen"], r["rejected"]))): r for r in rows}
     red, rgb, purple, nice = RESPONSES
     tie = by_pair.pop(("Name three secondary colours.", frozenset((red, purple))))
@@ -225,7 +223,7 @@ def test_ingest_counts_rankings_pairs_ties_and_reingest_adds_nothing(tmp_path: P
             (secondary, purple, nice),
         ]
     )
-    rankings = [r for split in SPLITS for r in pq.read_table(summary.ranking_paths[split]).to_pylist()]
+    rankings = ranking_rows(lake)
     assert sorted(r["ranks"] for r in rankings) == [[0, 1, 0, 2], [0, 1, 3, 2]]
 
     # when the same file is ingested again, then it is skipped and adds nothing

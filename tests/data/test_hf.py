@@ -8,6 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from rmcore.data.lake import TABLES, Lake
+
 
 def _ingest_hf(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = [
@@ -33,7 +35,9 @@ def test_offline_hub_id_fails_by_name_and_leaves_no_lake_commit(tmp_path: Path) 
     assert list(summary["files_failed"]) == ["hf://Anthropic/hh-rlhf"]
     assert "Hugging Face hub" in summary["files_failed"]["hf://Anthropic/hh-rlhf"]
     assert summary["rows_read"] == 0
-    assert not (tmp_path / "lake" / "manifest.json").exists()
+    lake = Lake(tmp_path / "lake")
+    assert summary["lake_version"] is None and lake.snapshot() is None
+    assert {name: lake.read(name).num_rows for name in TABLES} == dict.fromkeys(TABLES, 0)
     assert "Traceback" not in result.stderr
 
 

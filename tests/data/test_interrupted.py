@@ -1,10 +1,19 @@
-"""Interrupted ingest: `rmcore ingest` killed with SIGKILL leaves the lake as it was; a rerun finishes it.
+"""Interrupted ingest: `rmcore ingest` killed with SIGKILL leaves every table at a whole commit; a
+rerun finishes it.
 
 .venv/bin/pytest tests/data/test_interrupted.py
 
+An ingest commits each data table once (rankings, comparisons, rejects), then `files`, whose version
+is the lake's. A kill can fall between any two of those commits, so a killed lake may hold some tables
+as the finished ingest leaves them and others as they were: each table is either, never half, and
+readers of the lake version (build-pairs) see the lake as it was until `files` is committed. A rerun
+skips what a table already holds (its `rmcore.file:<hash>` transactions), so it ends with exactly
+the rows, rejects and `files` entries of an uninterrupted ingest.
+
 Two ways to kill: at wall-clock times or when a file appears, on inputs large enough that ingest
 takes seconds; and deterministically, through a wrapper around `rmcore.cli.main` that SIGKILLs
-itself just before or just after its k-th atomic file publish, for every k.
+itself just before or just after its k-th write, for every k: an atomic file publish (staging), a
+data file placed into a table's folder, or a Delta commit.
 """
 
 import json
@@ -15,52 +24,67 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.identity import normalized_text
-from rmcore.data.ingest import ingest
-from rmcore.data.ingest.plan import file_hash
-from rmcore.data.lake import TABLES, Lake
-from rmcore.data.pairs import build_pairs
+from rmcore.data.ingest import IngestSummary, ingest
+from rmcore.data.lake import DATA_TABLES, PAIR_TABLES, TABLES, Lake, Snapshot
+from rmcore.data.lake.maintain import vacuum
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.data.pairs.splits import SPLITS
 
 CONFIG = IngestConfig()
 KILLED = -signal.SIGKILL
 TIMEOUT_S = 120
 
+COMMIT_ORDER = ("rankings", "comparisons", "rejects", "files")
+"""The order of an ingest's table commits."""
+
 # `rmcore ingest` that SIGKILLs itself at RMCORE_TEST_KILL_AT ("before:K" / "after:K": around its
-# K-th atomic publish) and logs each finished publish to RMCORE_TEST_PUBLISH_LOG.
+# K-th write) and logs each finished write to RMCORE_TEST_WRITE_LOG as "kind<TAB>what": `publish`
+# (an atomic file, its path), `place` (a data file put into a table's folder, the table) and
+# `commit` (a Delta commit, the table).
 KILLER = """
-import os, signal, sys
+import importlib, os, signal, sys
+from pathlib import Path
 import rmcore.atomic as atomic
-import rmcore.data.ingest.commit as ingest_module
+import rmcore.data.lake.lake as lake_module
+# by name: the package's `commit` attribute is the function, not this module
+commit_module = importlib.import_module("rmcore.data.ingest.commit")
 from rmcore.cli import main
 
 kill_at = os.environ.get("RMCORE_TEST_KILL_AT", "")
-log = os.environ["RMCORE_TEST_PUBLISH_LOG"]
-real_publish = atomic.publish
+log = os.environ["RMCORE_TEST_WRITE_LOG"]
 count = 0
 
-def publish(tmp, path):
-    global count
-    count += 1
-    if kill_at == f"before:{count}":
-        os.kill(os.getpid(), signal.SIGKILL)
-    real_publish(tmp, path)
-    with open(log, "a") as f:
-        f.write(f"{path}\\n")
-    if kill_at == f"after:{count}":
-        os.kill(os.getpid(), signal.SIGKILL)
+def table_name(table):
+    return Path(str(table)).name if isinstance(table, (str, Path)) else table.metadata().name
 
-atomic.publish = publish
-ingest_module.publish = publish
+def logged(kind, write, what):
+    def wrapper(*args, **kwargs):
+        global count
+        count += 1
+        if kill_at == f"before:{count}":
+            os.kill(os.getpid(), signal.SIGKILL)
+        result = write(*args, **kwargs)
+        with open(log, "a") as f:
+            f.write(f"{kind}\\t{what(*args)}\\n")
+        if kill_at == f"after:{count}":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return result
+    return wrapper
+
+atomic.publish = logged("publish", atomic.publish, lambda tmp, path: path)
+commit_module.place = logged("place", commit_module.place, lambda lake, table, *rest: table)
+commit_module.commit_placed = logged("commit", commit_module.commit_placed, lambda t, *rest: table_name(t))
+lake_module.write_deltalake = logged("commit", lake_module.write_deltalake, lambda t, *rest: table_name(t))
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -112,11 +136,13 @@ def write_lines(path: Path, lines: Iterator[str] | list[str]) -> Path:
 
 @dataclass
 class World:
-    """A lake with one file committed (`base`), new files, and `reference`: base + new, uninterrupted."""
+    """A lake with one file committed (`base`), new files, and `reference`: base + new, uninterrupted
+    (`summary`: what that ingest reported)."""
 
     base: Path
     new: list[Path]
     reference: Lake
+    summary: IngestSummary
 
 
 def make_world(root: Path, rows: int, bad_every: int) -> World:
@@ -132,8 +158,8 @@ def make_world(root: Path, rows: int, bad_every: int) -> World:
     base = root / "base"
     ingest(Lake(base), [str(committed)], CONFIG)
     reference = copy_lake(base, root / "reference")
-    ingest(reference, [str(p) for p in new], CONFIG)
-    return World(base, new, reference)
+    summary = ingest(reference, [str(p) for p in new], CONFIG)
+    return World(base, new, reference, summary)
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +180,7 @@ def small(tmp_path_factory) -> World:
 
 
 def copy_lake(source: Path, target: Path) -> Lake:
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".duckdb", "pairs"))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".duckdb", *PAIR_TABLES))
     return Lake(target)
 
 
@@ -193,14 +219,18 @@ def kill_when(proc: subprocess.Popen, out: Path, condition: Callable[[], bool]) 
     return False
 
 
-def run_killer(lake: Path | str, inputs: list[Path], out: Path, kill_at: str = "", cwd: Path | None = None):
-    """Run `rmcore ingest` under KILLER; its exit status and the paths it published, in order."""
-    log = out / f"published-{kill_at or 'all'}.txt"
+def run_killer(
+    lake: Path | str, inputs: list[Path], out: Path, kill_at: str = "", cwd: Path | None = None
+) -> tuple[int, list[tuple[str, str]]]:
+    """Run `rmcore ingest` under KILLER; its exit status and the writes it finished, in order, as
+    (kind, what) pairs."""
+    log = out / f"written-{kill_at or 'all'}.txt"
     log.unlink(missing_ok=True)
-    env = {"RMCORE_TEST_KILL_AT": kill_at, "RMCORE_TEST_PUBLISH_LOG": str(log)}
+    env = {"RMCORE_TEST_KILL_AT": kill_at, "RMCORE_TEST_WRITE_LOG": str(log)}
     proc = start(["-c", KILLER, *ingest_command(lake, inputs)], out, env, cwd)
     rc = finish(proc)
-    return rc, log.read_text().splitlines() if log.exists() else []
+    lines = log.read_text().splitlines() if log.exists() else []
+    return rc, [(kind, what) for kind, what in (line.split("\t", 1) for line in lines)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,55 +240,102 @@ def run_killer(lake: Path | str, inputs: list[Path], out: Path, kill_at: str = "
 
 def pair_view(lake: Lake) -> list[tuple[Any, ...]]:
     build_pairs(lake, SplitConfig(), PairsConfig())
-    rows = [r for s in SPLITS for r in pq.read_table(lake.root / "pairs" / f"{s}.parquet").to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     keys = ("pair_id", "prompt_id", "p_chosen", "n_votes", "ties", "conflict", "split")
     return sorted(
         (*(r[k] for k in keys), normalized_text(r["chosen"]), normalized_text(r["rejected"])) for r in rows
     )
 
 
+def table_rows(lake: Lake, name: str) -> list[Any]:
+    """A table's rows as comparable values, sorted, repeats kept: the ids of judgments and rankings,
+    (file, row, reason) of rejects, and `files` entries without their time."""
+    if name == "files":
+        entries = [e.model_dump(mode="json", exclude={"ingested_at"}) for e in lake.files()]
+        return sorted(json.dumps(e, sort_keys=True) for e in entries)
+    if name == "rejects":
+        rows = lake.read(name, columns=["raw_file", "raw_row", "reason"]).to_pylist()
+        return sorted((r["raw_file"], r["raw_row"], r["reason"]) for r in rows)
+    key = {"comparisons": "comparison_id", "rankings": "ranking_id"}[name]
+    return sorted(lake.read(name, columns=[key]).column(0).to_pylist())
+
+
+def table_version(lake: Lake, name: str) -> int:
+    table = lake.table(name)
+    assert table is not None
+    return table.version()
+
+
 @dataclass
 class Committed:
-    """What readers of a lake see: the manifest's bytes, its parts, and the pairs built from it."""
+    """What readers of a lake see: each table's version and rows, the lake version (the snapshot
+    build-pairs reads), and the pairs built from it."""
 
-    manifest: bytes
-    parts: dict[str, list[str]]
+    tables: dict[str, tuple[int, list[Any]]]
+    snapshot: Snapshot | None
     pairs: list[tuple[Any, ...]]
 
     @classmethod
     def of(cls, lake: Lake) -> "Committed":
-        parts = {table: [str(p.relative_to(lake.root)) for p in lake.parts(table)] for table in TABLES}
-        return cls(lake.manifest_path.read_bytes(), parts, pair_view(lake))
+        tables = {name: (table_version(lake, name), table_rows(lake, name)) for name in TABLES}
+        return cls(tables, lake.snapshot(), pair_view(lake))
 
 
-def content(lake: Lake) -> tuple[set[str], list[dict[str, Any]]]:
-    """Comparison ids and manifest entries (without their time): equal for equal ingests."""
-    entries = [e.model_dump(exclude={"ingested_at"}) for e in lake.manifest().files]
-    return lake.column("comparisons", "comparison_id"), entries
+def assert_whole_commits(lake: Lake, before: Committed, after: Committed, point: str) -> bool:
+    """Check that every table of a killed lake is as it was `before` or as the finished ingest left it
+    (`after`), that the tables changed are the first ones the ingest commits, and that the lake version
+    and its pairs are `before`'s until `files` is committed; whether `files` was committed."""
+    now = Committed.of(lake)
+    for name in TABLES:
+        assert now.tables[name] in (before.tables[name], after.tables[name]), f"{point}: {name}"
+    changing = [name for name in COMMIT_ORDER if after.tables[name] != before.tables[name]]
+    changed = [name for name in COMMIT_ORDER if now.tables[name] != before.tables[name]]
+    assert changing[-1] == "files" and changed == changing[: len(changed)], point
+    if "files" in changed:
+        assert now == after, point
+        return True
+    assert (now.snapshot, now.pairs) == (before.snapshot, before.pairs), point
+    return False
 
 
 def leftovers(lake: Lake) -> list[str]:
-    """Files under the lake that no commit refers to: temporaries, orphan parts, staging."""
-    manifest = lake.manifest()
-    kept = {lake.root / p for e in manifest.files for ps in e.parts.values() for p in ps} | {
-        lake.manifest_path
-    }
+    """Files under the lake that no table's latest version names, outside the tables' logs, DuckDB's
+    spill and the pair tables: staging, temporaries, data files placed by a killed commit."""
+    root = lake.work
+    named = {Path(uri) for name in TABLES for uri in lake.table(name).file_uris()}  # type: ignore[union-attr]
     return sorted(
-        str(p.relative_to(lake.root))
-        for p in lake.root.rglob("*")
+        str(p.relative_to(root))
+        for p in root.rglob("*")
         if p.is_file()
-        and p not in kept
-        and p.name != ".lock"
-        and not {".duckdb", "pairs"} & set(p.relative_to(lake.root).parts)
+        and p not in named
+        and not {".duckdb", "_delta_log", *PAIR_TABLES} & set(p.relative_to(root).parts)
     )
 
 
+def assert_only_orphans_then_vacuumed(lake: Lake, point: str) -> None:
+    """Check that what a finished rerun left behind is only data files no commit names (invisible to
+    readers), and that `rmcore lake vacuum` (retention 0) deletes them and no row readers see (its
+    own commits move the tables' versions on, so versions are not compared)."""
+    held = Committed.of(lake)
+    assert all(p.split("/")[0] in DATA_TABLES and p.endswith(".parquet") for p in leftovers(lake)), point
+    vacuum(lake, retention_hours=0)
+    assert leftovers(lake) == [], point
+    kept = Committed.of(lake)
+    assert kept.pairs == held.pairs, point
+    assert {name: rows for name, (_, rows) in kept.tables.items()} == {
+        name: rows for name, (_, rows) in held.tables.items()
+    }, point
+
+
 def staged(lake: Lake, count: int) -> Callable[[], bool]:
-    return lambda: len(list((lake.root / "staging").glob("*/staged.json"))) >= count
+    return lambda: len(list((lake.work / "staging").glob("*/staged.json"))) >= count
 
 
-def published(path: Path) -> Callable[[], bool]:
-    return path.exists
+def placed(lake: Lake, table: str) -> Callable[[], bool]:
+    """Whether a data file that the table's latest version does not name has appeared in its folder."""
+    folder = Path(lake.table_uri(table))
+    known = set(folder.glob("*.parquet"))
+    return lambda: any(p not in known for p in folder.glob("*.parquet"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,11 +345,11 @@ def published(path: Path) -> Callable[[], bool]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ingest_killed_while_staging_or_committing_leaves_the_lake_and_a_rerun_finishes(large, tmp_path):
+def test_ingest_killed_while_staging_or_committing_leaves_whole_commits_and_a_rerun_finishes(large, tmp_path):
     # given a lake holding one committed file, and two large new files
     lake = copy_lake(large.base, tmp_path / "lake")
-    before = Committed.of(lake)
-    command = ["-m", "rmcore.cli", *ingest_command(lake.root, large.new)]
+    before, after = Committed.of(lake), Committed.of(large.reference)
+    command = ["-m", "rmcore.cli", *ingest_command(lake.uri, large.new)]
     # when ingest is killed at fixed times, while it starts and while it stages
     for delay in (0.3, 1.0, 2.0):
         proc = start(command, tmp_path)
@@ -281,60 +358,94 @@ def test_ingest_killed_while_staging_or_committing_leaves_the_lake_and_a_rerun_f
         assert kill(proc) == KILLED
         # then the lake is as it was
         assert Committed.of(lake) == before, f"killed after {delay} s"
-    # when it is killed once both files are staged (the commit begins), and once the first
-    # file's part is published but not yet committed
-    first_part = lake.part_path("comparisons", file_hash(large.new[0]), 0)
-    for condition in (staged(lake, 2), published(first_part)):
+    # when it is killed once both files are staged (the commit begins), and once a data file is
+    # placed into the comparisons table but not yet committed
+    for condition in (staged(lake, 2), placed(lake, "comparisons")):
         if kill_when(start(command, tmp_path), tmp_path, condition):
-            # then the lake is as it was
-            assert Committed.of(lake) == before
+            # then every table is at a whole commit, and the lake version as it was until `files` is
+            assert_whole_commits(lake, before, after, "killed while committing")
         else:  # it finished in the blink between two polls: then it committed everything
-            assert content(lake) == content(large.reference)
-    # when, with stale temporaries lying around, it is rerun to the end
-    (lake.root / ".manifest.json.99999.tmp").write_text("{half a manifest")
-    (lake.root / "comparisons" / ".orphan.parquet.99999.tmp").write_bytes(b"PAR1 half a part")
+            assert Committed.of(lake) == after
+    # when, with a half-written data file and a half-written commit of a killed writer lying in the
+    # comparisons table, it is rerun to the end
+    comparisons = Path(lake.table_uri("comparisons"))
+    (comparisons / f"part-{uuid.uuid4().hex}.zstd.parquet").write_bytes(b"PAR1 half a part")
+    (comparisons / "_delta_log" / f"_commit_{uuid.uuid4()}.json.tmp").write_text("{half a commit")
     proc = start(command, tmp_path)
     assert finish(proc) == 0, (tmp_path / "stderr").read_text()
-    # then the lake is the one an uninterrupted ingest makes, and nothing else is left behind
-    assert content(lake) == content(large.reference)
-    assert leftovers(lake) == []
+    # then the lake is the one an uninterrupted ingest makes, table versions included, and what is left
+    # behind is only data files no commit names, which vacuum deletes
+    assert Committed.of(lake) == after
+    assert_only_orphans_then_vacuumed(lake, "rerun")
+
+
+def test_the_killer_sees_every_kind_of_write(small, tmp_path):
+    # given one ingest of the two new files run to the end under the killer (so that killing at
+    # every write below reaches every point between two writes)
+    rc, writes = run_killer(copy_lake(small.base, tmp_path / "count").uri, small.new, tmp_path)
+    assert rc == 0, (tmp_path / "stderr").read_text()
+    # then it logged each file's staging (a chunk per table, then staged.json) before any data file
+    # was placed, then per data table with new rows its placed files and one commit, `files` last
+    first_place = writes.index(("place", "comparisons"))
+    assert [Path(what).name for kind, what in writes[:first_place] if kind == "publish"][:6] == [
+        "comparisons-0000.parquet",
+        "rejects-0000.parquet",
+        "staged.json",
+    ] * 2
+    assert [write for write in writes if write[0] != "publish"] == [
+        ("place", "comparisons"),
+        ("place", "comparisons"),
+        ("commit", "comparisons"),
+        ("place", "rejects"),
+        ("place", "rejects"),
+        ("commit", "rejects"),
+        ("commit", "files"),
+    ]
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_ingest_killed_at_any_write_leaves_the_lake_unchanged_or_committed(small, tmp_path):
-    # given every file one ingest publishes, in order: the manifest must come last
-    rc, writes = run_killer(copy_lake(small.base, tmp_path / "count").root, small.new, tmp_path)
+@pytest.mark.timeout(900)
+def test_ingest_killed_at_any_write_leaves_whole_commits_and_a_rerun_finishes(small, tmp_path):
+    # given every write one ingest makes, in order
+    rc, writes = run_killer(copy_lake(small.base, tmp_path / "count").uri, small.new, tmp_path)
     assert rc == 0, (tmp_path / "stderr").read_text()
-    assert Path(writes[-1]).name == "manifest.json"
-    assert sum(Path(w).name == "manifest.json" for w in writes) == 1
     before = Committed.of(copy_lake(small.base, tmp_path / "before"))
+    after = Committed.of(small.reference)
     for k, write in enumerate(writes, start=1):
         for when in ("before", "after"):
-            point = f"{when}:{k} ({write})"
+            point = f"{when}:{k} {write}"
             lake = copy_lake(small.base, tmp_path / f"{when}-{k}")
-            # when ingest is killed just before or just after publishing its k-th file
-            rc, _ = run_killer(lake.root, small.new, tmp_path, kill_at=f"{when}:{k}")
+            # when ingest is killed just before or just after its k-th write
+            rc, _ = run_killer(lake.uri, small.new, tmp_path, kill_at=f"{when}:{k}")
             assert rc == KILLED, point
-            # then the lake is as it was, unless the manifest was published: then all is committed
-            if when == "after" and k == len(writes):
-                assert content(lake) == content(small.reference), point
+            # then every table is at a whole commit: as it was, or as the finished ingest leaves it,
+            # and the lake version is as it was unless `files` was committed
+            files_committed = assert_whole_commits(lake, before, after, point)
+            assert files_committed == (write == ("commit", "files") and when == "after"), point
+            # and a rerun reports what an uninterrupted ingest reports, counts and lake version (or,
+            # after `files`, skips every file and commits nothing)
+            again = ingest(lake, [str(p) for p in small.new], CONFIG)
+            if files_committed:
+                assert again.files_skipped == [str(p) for p in small.new], point
+                assert (again.rows_read, again.new_comparisons, again.duplicates) == (0, 0, 0), point
+                assert again.lake_version is None, point
             else:
-                assert Committed.of(lake) == before, point
-            # and a rerun gives the lake an uninterrupted ingest gives, with nothing left behind
-            # (except staging after a kill past the commit: test_staging_of_a_committed_run_is_cleaned)
-            ingest(lake, [str(p) for p in small.new], CONFIG)
-            assert content(lake) == content(small.reference), point
-            assert [p for p in leftovers(lake) if not p.startswith("staging")] == [], point
+                assert again.as_dict() | {"lake": ""} == small.summary.as_dict() | {"lake": ""}, point
+            # and leaves the lake an uninterrupted ingest leaves: the same rows, no row or reject twice,
+            # the same `files` entries and table versions
+            assert Committed.of(lake) == after, point
+            # with nothing left behind but placed files no commit names, which vacuum deletes
+            assert_only_orphans_then_vacuumed(lake, point)
 
 
 @pytest.mark.slow
 def test_staging_of_a_committed_run_is_cleaned(small, tmp_path):
-    # given an ingest killed right after its manifest write, before it removed its staging
+    # given an ingest killed right after its `files` commit, before it removed its staging
     lake = copy_lake(small.base, tmp_path / "lake")
-    _, writes = run_killer(copy_lake(small.base, tmp_path / "count").root, small.new, tmp_path)
-    rc, _ = run_killer(lake.root, small.new, tmp_path, kill_at=f"after:{len(writes)}")
+    _, writes = run_killer(copy_lake(small.base, tmp_path / "count").uri, small.new, tmp_path)
+    rc, _ = run_killer(lake.uri, small.new, tmp_path, kill_at=f"after:{len(writes)}")
     assert rc == KILLED
+    assert any(p.startswith("staging/") for p in leftovers(lake))
     # when it is rerun
     again = ingest(lake, [str(p) for p in small.new], CONFIG)
     # then the files are skipped and the staged copies of their rows are gone
@@ -348,12 +459,12 @@ def test_rerun_from_another_directory_finishes_an_interrupted_ingest(small, tmp_
     work = tmp_path / "work"
     work.mkdir()
     copy_lake(small.base, work / "lake")
-    _, writes = run_killer(copy_lake(small.base, tmp_path / "count").root, small.new, tmp_path)
-    last_staged = max(k for k, w in enumerate(writes, start=1) if Path(w).name == "staged.json")
+    _, writes = run_killer(copy_lake(small.base, tmp_path / "count").uri, small.new, tmp_path)
+    last_staged = max(k for k, (_, what) in enumerate(writes, start=1) if Path(what).name == "staged.json")
     rc, _ = run_killer("lake", small.new, tmp_path, kill_at=f"after:{last_staged}", cwd=work)
     assert rc == KILLED
     # when it is rerun from the parent directory, naming the same lake
     rc, _ = run_killer("work/lake", small.new, tmp_path, cwd=tmp_path)
     assert rc == 0, (tmp_path / "stderr").read_text()
     # then the lake holds every judgment, as after an uninterrupted ingest
-    assert content(Lake(work / "lake")) == content(small.reference)
+    assert Committed.of(Lake(work / "lake")) == Committed.of(small.reference)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash
+from rmcore.data.pairs import PairsSummary, build_pairs, lake_pairs_hash, read_split
 from rmcore.data.pairs.splits import SPLITS, split_of
 
 
@@ -81,9 +80,9 @@ def built(root: Path, options: PairsConfig | None = None) -> tuple[Lake, PairsSu
     return lake, build_pairs(lake, SplitConfig(), options or PairsConfig())
 
 
-def read_pairs(summary: PairsSummary) -> dict[str, dict[str, Any]]:
+def read_pairs(lake: Lake) -> dict[str, dict[str, Any]]:
     """Every pair row by the text of its prompt's last message."""
-    rows = [row for split in SPLITS for row in pq.read_table(summary.paths[split]).to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     by_prompt: dict[str, dict[str, Any]] = {}
     for row in rows:
         by_prompt.setdefault(row["prompt"][-1]["content"], row)
@@ -98,7 +97,7 @@ def lake_and_summary(tmp_path_factory: pytest.TempPathFactory) -> tuple[Lake, Pa
 
 @pytest.fixture(scope="module")
 def pairs(lake_and_summary: tuple[Lake, PairsSummary]) -> dict[str, dict[str, Any]]:
-    return read_pairs(lake_and_summary[1])
+    return read_pairs(lake_and_summary[0])
 
 
 def fields(row: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +136,7 @@ def test_majority_for_the_second_response_orients_the_pair(pairs: dict[str, dict
 
 
 def test_even_split_is_a_conflict_kept_by_default(pairs: dict[str, dict[str, Any]]) -> None:
-    # given one vote each way: then p 0.5, flagged, still in the pair files
+    # given one vote each way: then p 0.5, flagged, still in the pair table
     row = pairs["Tabs or spaces?"]
     assert (row["p_chosen"], row["n_votes"], row["ties"], row["conflict"]) == (0.5, 2, 0, True)
     assert {row["chosen"], row["rejected"]} == {"tabs", "spaces"}
@@ -193,8 +192,8 @@ def test_ranking_of_three_gives_three_pairs_and_one_ranking_row(
     lake_and_summary: tuple[Lake, PairsSummary],
 ) -> None:
     # given the ranking first > second > third
-    _, summary = lake_and_summary
-    rows = [r for s in SPLITS for r in pq.read_table(summary.paths[s]).to_pylist()]
+    lake, summary = lake_and_summary
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     ranked = sorted(
         (r["chosen"], r["rejected"], r["p_chosen"], r["n_votes"])
         for r in rows
@@ -206,10 +205,13 @@ def test_ranking_of_three_gives_three_pairs_and_one_ranking_row(
         ("first", "third", 1.0, 1),
         ("second", "third", 1.0, 1),
     ]
-    # and the K = 3 ranking (not the K = 2 one) is in the rankings file of its split
+    # and the K = 3 ranking (not the K = 2 one) is in the rankings table, in its split only
     assert sum(summary.rankings.values()) == 1
     (split,) = [s for s, n in summary.rankings.items() if n]
-    (ranking,) = pq.read_table(summary.ranking_paths[split]).to_pylist()
+    assert [read_split(lake, "pair_rankings", (s,)).num_rows for s in SPLITS] == [
+        int(s == split) for s in SPLITS
+    ]
+    (ranking,) = read_split(lake, "pair_rankings", (split,)).to_pylist()
     assert (ranking["responses"], ranking["ranks"], ranking["split"]) == (
         ["first", "second", "third"],
         [0, 1, 2],
@@ -225,21 +227,28 @@ def test_two_response_ranking_is_a_pair(pairs: dict[str, dict[str, Any]]) -> Non
 
 
 def test_every_pair_sits_in_the_split_of_its_prompt(lake_and_summary: tuple[Lake, PairsSummary]) -> None:
-    # given the pair files, then each row's split is its file's and split_of(prompt_id)
-    _, summary = lake_and_summary
+    # given the pair table, partitioned by split
+    lake, summary = lake_and_summary
+    table = lake.table("pairs")
+    assert table is not None and table.metadata().partition_columns == ["split"]
+    # then each row read from a split's partition has that split, split_of(prompt_id), and the
+    # summary counts each split's rows
+    assert set(summary.pairs) == set(SPLITS)
     for split in SPLITS:
-        for row in pq.read_table(summary.paths[split]).to_pylist():
+        rows = read_split(lake, "pairs", (split,)).to_pylist()
+        assert len(rows) == summary.pairs[split]
+        for row in rows:
             assert row["split"] == split == split_of(row["prompt_id"], SplitConfig())
-    assert set(summary.paths) == set(SPLITS)
 
 
 def test_drop_conflicts_leaves_them_out(tmp_path: Path) -> None:
     # given the same lake built with drop_conflicts
-    _, summary = built(tmp_path, PairsConfig(drop_conflicts=True))
-    # then the one conflict is counted, dropped, and absent from the files
+    lake, summary = built(tmp_path, PairsConfig(drop_conflicts=True))
+    # then the one conflict is counted, dropped, and absent from the pair table
     assert (summary.conflicts, summary.conflicts_dropped) == (1, 1)
     assert sum(summary.pairs.values()) == 11
-    rows = [r for s in SPLITS for r in pq.read_table(summary.paths[s]).to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
+    assert len(rows) == 11
     assert all(not r["conflict"] for r in rows)
     assert "Tabs or spaces?" not in {r["prompt"][-1]["content"] for r in rows}
 
@@ -250,13 +259,13 @@ def test_build_pairs_on_an_empty_lake_says_what_to_run(tmp_path: Path) -> None:
         build_pairs(Lake(tmp_path / "lake"), SplitConfig(), PairsConfig())
 
 
-def test_the_same_labels_ingested_again_give_byte_identical_pair_files(
+def test_the_same_labels_ingested_again_give_identical_pair_tables(
     lake_and_summary: tuple[Lake, PairsSummary], tmp_path: Path
 ) -> None:
     # given the same label files, copied elsewhere and ingested into a second lake, later
     first, _ = lake_and_summary
     second, _ = built(tmp_path)
 
-    # then every pair and ranking file has the same bytes, so the content hash the retrain flow keys
-    # its training cache on depends on the data only
-    assert lake_pairs_hash(second.root) == lake_pairs_hash(first.root)
+    # then every pair and ranking has the same data, so the content hash the retrain flow keys its
+    # training cache on depends on the data only
+    assert lake_pairs_hash(second) == lake_pairs_hash(first)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.identity import normalized_text
 from rmcore.data.ingest import IngestSummary, ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.data.pairs.splits import SPLITS
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -236,15 +235,15 @@ def comparison_ids(lake: Lake) -> set[str]:
 
 
 def comparison_rows(lake: Lake) -> list[dict[str, Any]]:
-    return [row for part in lake.parts("comparisons") for row in pq.read_table(part).to_pylist()]
+    return lake.read("comparisons").to_pylist()
 
 
 def pairs(lake: Lake) -> list[dict[str, Any]]:
     """Every pair of the lake across splits, sorted by pair_id (no pairs when no comparison)."""
-    if not lake.parts("comparisons"):
+    if not comparison_ids(lake):
         return []
     build_pairs(lake, SplitConfig(), PairsConfig())
-    rows = [r for s in SPLITS for r in pq.read_table(lake.root / "pairs" / f"{s}.parquet").to_pylist()]
+    rows = read_split(lake, "pairs", SPLITS).to_pylist()
     return sorted(rows, key=lambda r: r["pair_id"])
 
 
@@ -267,8 +266,8 @@ def pair_view(lake: Lake) -> list[tuple[Any, ...]]:
 
 
 def totals(lake: Lake) -> tuple[int, int, Counter[str]]:
-    """rows_read, accepted and rejected by reason, summed over the manifest."""
-    entries = lake.manifest().files
+    """rows_read, accepted and rejected by reason, summed over the `files` table."""
+    entries = lake.files()
     rejected: Counter[str] = Counter()
     for entry in entries:
         rejected.update(entry.rejected)
@@ -276,11 +275,11 @@ def totals(lake: Lake) -> tuple[int, int, Counter[str]]:
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
-    """Every file under the lake except scratch space and the lock, by relative path."""
+    """Every file under the lake except DuckDB's scratch space, by relative path."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock" and ".duckdb" not in p.parts
+        if p.is_file() and ".duckdb" not in p.parts
     }
 
 
@@ -323,14 +322,15 @@ def test_ingesting_twice_is_ingesting_once(tmp_path_factory, contents):
     lake = Lake(root / "lake")
     run(lake, paths)
     pairs(lake)
-    before = snapshot(lake.root)
+    before = snapshot(lake.work)
     # when the same files are ingested again
     again = run(lake, paths)
-    # then every file is skipped and no file of the lake changed: manifest, parts, pair files
+    # then every file is skipped and no file of the lake changed: no commit to any table, no
+    # data file, the pair tables as built
     assert again.files_ingested == []
     assert again.files_skipped == [str(p) for p in paths]
     assert (again.rows_read, again.new_comparisons, again.duplicates) == (0, 0, 0)
-    assert snapshot(lake.root) == before
+    assert snapshot(lake.work) == before
 
 
 @pytest.mark.slow
@@ -398,7 +398,7 @@ def test_every_row_is_accounted_for(tmp_path_factory, contents):
     lake = Lake(root / "lake")
     summary = run(lake, paths)
     # then each file's rows are accepted or rejected as the rules say, and the counts balance
-    entries = lake.manifest().files
+    entries = lake.files()
     assert [e.rows_read for e in entries] == want.rows_read
     assert [e.accepted for e in entries] == want.accepted
     assert [Counter(e.rejected) for e in entries] == want.rejected

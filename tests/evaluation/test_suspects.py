@@ -14,7 +14,7 @@ from rmcore.cli import main as cli
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake
-from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs import build_pairs, read_split
 from rmcore.scoring import load_trained
 
 GOOD = ["helpful", "clear", "correct", "careful", "kind", "precise", "useful", "honest"]
@@ -74,7 +74,7 @@ def test_suspects_are_the_pairs_the_model_contradicts_with_their_voters(
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     # then the suspects are the pairs where the model's probability q for the rejected side is over 1/2,
     # q = sigmoid(r_rejected - r_chosen) recomputed here, surest first
-    pairs = pq.read_table(lake / "pairs" / "test.parquet")
+    pairs = read_split(Lake(lake), "pairs", ("test",))
     chosen, rejected = load_trained(model_dir).scorer().pair_rewards(pairs)
     q = 1 / (1 + np.exp(chosen - rejected))
     expected = sorted((i for i in range(len(q)) if q[i] > 0.5), key=lambda i: -q[i])

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
 
@@ -14,6 +13,8 @@ from rmcore import cli
 from rmcore.config import load_config
 from rmcore.data.formats import detected, formats
 from rmcore.data.lake import Lake
+from rmcore.data.pairs import read_split
+from rmcore.data.pairs.splits import SPLITS
 
 
 def _config(tmp_path: Path) -> Path:
@@ -64,20 +65,22 @@ def test_flow_ingests_the_sample_then_a_rerun_adds_nothing(tmp_path: Path) -> No
     assert ingested["new_comparisons"] > 0 and ingested["duplicates"] > 0
     assert ingested["files_failed"] == {}
     lake = Lake(tmp_path / "lake")
-    assert len(lake.manifest().files) == len(ingested["files_ingested"])
+    assert len(lake.files()) == len(ingested["files_ingested"])
     pair_ids = lake.column("comparisons", "pair_id")
-    written = sum(pq.read_metadata(p).num_rows for p in first["pairs"]["paths"].values())
+    written = read_split(lake, "pairs", SPLITS).num_rows
     assert written == len(pair_ids) == sum(first["pairs"]["pairs"].values())
+    assert first["pairs"]["lake_version"] == first["ingest"]["lake_version"] == lake.snapshot().version
     assert Path(first["report"]["markdown"]).exists()
     assert "Rows read" in asyncio.run(_artifact_markdown("ingest-summary"))
 
     # when it runs again with no new files
     second = ingest_flow(config_path=str(config), sample=True)
 
-    # then nothing is added and the pairs are the same
+    # then nothing is added and the pairs are the same, built from the same lake version
     assert second["ingest"]["new_comparisons"] == 0
     assert second["ingest"]["files_skipped"] == len(ingested["files_ingested"])
     assert second["pairs"]["pairs"] == first["pairs"]["pairs"]
+    assert second["pairs"]["lake_version"] == first["pairs"]["lake_version"]
 
 
 def test_flow_without_inputs_is_refused(tmp_path: Path) -> None:
@@ -104,7 +107,7 @@ def test_one_unreadable_file_is_listed_and_the_others_are_committed(
     # and the exit status says that something failed, as `rmcore ingest`'s does
     assert code == 1
     lake = Lake(tmp_path / "lake")
-    assert sorted(Path(entry.path).name for entry in lake.manifest().files) == ["day1.jsonl", "day2.jsonl"]
+    assert sorted(Path(entry.path).name for entry in lake.files()) == ["day1.jsonl", "day2.jsonl"]
     assert len(lake.column("comparisons", "comparison_id")) == 6
     assert f"ingest: error: {broken}: cannot read as parquet" in capsys.readouterr().err
     # and the flow's markdown artifact lists it
@@ -126,7 +129,7 @@ def test_a_forced_format_and_a_source_reach_the_lake(tmp_path: Path) -> None:
 
     # then the first file is read as TRL: its comparisons are chosen over rejected, with that source
     lake = Lake(tmp_path / "lake")
-    entries = {Path(entry.path).name: entry for entry in lake.manifest().files}
+    entries = {Path(entry.path).name: entry for entry in lake.files()}
     assert (entries["both.jsonl"].format, entries["both.jsonl"].source) == ("trl", "vendor-x")
     assert entries["both.jsonl"].accepted == 3
     assert lake.column("comparisons", "source") == {"vendor-x"}
@@ -139,7 +142,7 @@ def test_a_forced_format_and_a_source_reach_the_lake(tmp_path: Path) -> None:
     assert result["ingest"]["files_failed"] == {}
     cli_lake = tmp_path / "cli-lake"
     assert cli.main(["ingest", labelled, "--format", "trl", "--lake", str(cli_lake), "--json"]) == 0
-    assert Lake(cli_lake).manifest().files[0].rejected == quarantined.rejected
+    assert Lake(cli_lake).files()[0].rejected == quarantined.rejected
 
 
 @pytest.mark.slow
@@ -157,7 +160,7 @@ def test_main_passes_format_source_and_set_to_the_flow(
 
     # then the flow read it as TRL, with that source, into the lake that --set named
     assert code == 0
-    entries = Lake(tmp_path / "set-lake").manifest().files
+    entries = Lake(tmp_path / "set-lake").files()
     assert [(e.format, e.source, e.accepted) for e in entries] == [("trl", "vendor-y", 3)]
     assert not (tmp_path / "data").exists()
 
@@ -171,7 +174,7 @@ def test_include_synthetic_is_a_config_override() -> None:
 
     # then both hold
     assert config.data.ingest.include_synthetic
-    assert config.data.lake == Path("/tmp/lake")
+    assert config.data.lake == "/tmp/lake"
 
 
 def test_main_reports_a_bad_set_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -82,6 +82,7 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert run.data.metrics["training.tokens_encoded"] == first["train"]["tokens_encoded"] > 0
     assert run.data.metrics["training.shapes"] == first["train"]["shapes"] >= 1
     assert champion.tags["rmcore.data_hash"] == run.data.tags["rmcore.data_hash"]
+    assert run.data.tags["rmcore.lake_version"] == str(first["ingest"]["lake_version"]) == "1"
     logged = {a.path for a in client.list_artifacts(first["run_id"], "evaluation")}
     assert {"evaluation/report.html", "evaluation/reliability.png", "evaluation/suspects.parquet"} <= logged
     data_logged = {a.path for a in client.list_artifacts(first["run_id"], "data")}
@@ -165,7 +166,7 @@ def test_a_retrain_of_a_key_that_is_training_now_stops_without_touching_its_run(
 
     # when a second retrain of the same key reaches its training task
     with pytest.raises(TrainingError, match=f"being trained by process {holder.pid}"):
-        train_model.fn(config, "k" * 32, "data-hash")
+        train_model.fn(config, "k" * 32, "data-hash", 1)
 
     # then it stopped before MLflow: no run was started, adopted or marked killed
     client = MlflowClient(tracking_uri(config.tracking))

@@ -19,14 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from rmcore.config import IngestConfig, PairsConfig, SplitConfig
 from rmcore.data.ingest import IngestSummary, ingest
-from rmcore.data.lake import Lake
-from rmcore.data.pairs import PairsSummary, build_pairs
+from rmcore.data.lake import PAIR_TABLES, TABLES, Lake
+from rmcore.data.pairs import PairsSummary, build_pairs, read_split
 from rmcore.data.quality.report import data_report
 
 pytestmark = pytest.mark.shared_data
@@ -379,16 +377,42 @@ class Ingested:
     lake: Lake
     first: IngestSummary
     second: IngestSummary
-    manifest_before: bytes
-    manifest_after: bytes
+    versions_before: dict[str, int]
+    versions_after: dict[str, int]
     pairs: PairsSummary
     pair_rows: list[dict]
     ranking_rows: list[dict]
     comparisons: list[dict]
 
 
-def read_tables(paths: list[Path], columns: list[str] | None = None) -> list[dict]:
-    return [row for path in paths for row in pq.read_table(path, columns=columns).to_pylist()]
+def versions(lake: Lake) -> dict[str, int]:
+    """The version of each of the lake's ingest tables: a commit to any of them moves it on."""
+    return {name: table.version() for name in TABLES if (table := lake.table(name)) is not None}
+
+
+def ingested_lake(
+    lake: Lake, first: IngestSummary, second: IngestSummary, before: dict[str, int]
+) -> Ingested:
+    """The lake with its pairs built (default splits), and what the tests read from it."""
+    after = versions(lake)
+    pairs = build_pairs(lake, SplitConfig(), PairsConfig())
+    return Ingested(
+        lake=lake,
+        first=first,
+        second=second,
+        versions_before=before,
+        versions_after=after,
+        pairs=pairs,
+        pair_rows=read_split(lake, "pairs", SPLITS).to_pylist(),
+        ranking_rows=read_split(lake, "pair_rankings", SPLITS).to_pylist(),
+        comparisons=lake.read("comparisons").to_pylist(),
+    )
+
+
+def copy_lake(source: Lake, target: Path) -> Lake:
+    """A copy of a lake's ingest tables (not its pairs): Delta tables name their files relatively."""
+    shutil.copytree(source.work, target, ignore=shutil.ignore_patterns(*PAIR_TABLES, ".duckdb"))
+    return Lake(target)
 
 
 @pytest.fixture(scope="module")
@@ -396,35 +420,19 @@ def lake(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Ingeste
     """The whole folder ingested, ingested again, then paired with the default splits."""
     lake = Lake(tmp_path_factory.mktemp("shared") / "lake")
     first = ingest(lake, [shared_data], IngestConfig())
-    before = lake.manifest_path.read_bytes()
+    before = versions(lake)
     second = ingest(lake, [shared_data], IngestConfig())
-    after = lake.manifest_path.read_bytes()
-    pairs = build_pairs(lake, SplitConfig(), PairsConfig())
-    return Ingested(
-        lake=lake,
-        first=first,
-        second=second,
-        manifest_before=before,
-        manifest_after=after,
-        pairs=pairs,
-        pair_rows=read_tables([Path(p) for p in pairs.paths.values()]),
-        ranking_rows=read_tables([Path(p) for p in pairs.ranking_paths.values()]),
-        comparisons=read_tables(lake.parts("comparisons")),
-    )
+    return ingested_lake(lake, first, second, before)
 
 
 def entry(ingested: Ingested, name: str):
-    return next(e for e in ingested.lake.manifest().files if e.path.endswith(name))
+    return next(e for e in ingested.lake.files() if e.path.endswith(name))
 
 
 def rejects_of(ingested: Ingested, name: str) -> set[tuple[str, int]]:
-    parts = entry(ingested, name).parts.get("rejects", [])
-    if not parts:
-        return set()
-    table = pa.concat_tables(
-        pq.read_table(ingested.lake.root / part, columns=["reason", "raw_row"]) for part in parts
-    )
-    return set(zip(table.column("reason").to_pylist(), table.column("raw_row").to_pylist(), strict=True))
+    path = entry(ingested, name).path
+    rows = ingested.lake.read("rejects", columns=["reason", "raw_row", "raw_file"]).to_pylist()
+    return {(r["reason"], r["raw_row"]) for r in rows if r["raw_file"] == path}
 
 
 def prompt_of(messages: list[dict]) -> Prompt:
@@ -448,7 +456,7 @@ def all_votes(raw: dict[str, RawFile]) -> list[Vote]:
 
 def test_every_file_ingests_with_its_format(lake: Ingested) -> None:
     # given the shared folder ingested
-    # when the manifest is read
+    # when the `files` table is read
     formats = {name: entry(lake, name).format for name in READERS}
     # then every file was read, each with its format detected
     assert lake.first.files_failed == {}
@@ -477,7 +485,7 @@ def test_totals_balance_over_the_folder(lake: Ingested, raw: dict) -> None:
     assert summary["accepted"] == sum(r.accepted for r in raw.values()) == 5254
     assert summary["rejected"] == dict(sum((r.rejected for r in raw.values()), Counter()))
     assert summary["rows_read"] == summary["accepted"] + summary["rejected_total"]
-    entries = lake.lake.manifest().files
+    entries = lake.lake.files()
     assert summary["rows_read"] == sum(e.rows_read for e in entries)
     assert summary["new_comparisons"] == sum(e.new_comparisons for e in entries)
     assert summary["duplicates"] == sum(e.duplicates for e in entries)
@@ -501,11 +509,12 @@ def test_new_comparisons_and_duplicates_per_file(lake: Ingested, raw: dict) -> N
 def test_a_second_ingest_adds_nothing(lake: Ingested) -> None:
     # given the folder ingested a second time into the same lake
     second = lake.second.as_dict()
-    # then every file is skipped, nothing is counted and the manifest is byte-for-byte the same
+    # then every file is skipped, nothing is counted and no table was committed to
     assert second["files_skipped"] == len(READERS)
     assert second["files_ingested"] == []
     assert (second["rows_read"], second["new_comparisons"], second["duplicates"]) == (0, 0, 0)
-    assert lake.manifest_after == lake.manifest_before
+    assert lake.versions_after == lake.versions_before
+    assert lake.second.lake_version is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -624,19 +633,7 @@ def oasst_with_synthetic(shared_data: Path, tmp_path_factory: pytest.TempPathFac
     """The OASST file alone, synthetic trees included, paired."""
     lake = Lake(tmp_path_factory.mktemp("oasst") / "lake")
     first = ingest(lake, [shared_data / OASST], IngestConfig(include_synthetic=True))
-    manifest = lake.manifest_path.read_bytes()
-    pairs = build_pairs(lake, SplitConfig(), PairsConfig())
-    return Ingested(
-        lake=lake,
-        first=first,
-        second=first,
-        manifest_before=manifest,
-        manifest_after=manifest,
-        pairs=pairs,
-        pair_rows=read_tables([Path(p) for p in pairs.paths.values()]),
-        ranking_rows=read_tables([Path(p) for p in pairs.ranking_paths.values()]),
-        comparisons=read_tables(lake.parts("comparisons")),
-    )
+    return ingested_lake(lake, first, first, versions(lake))
 
 
 def ranked_group_sizes(path: Path, synthetic: bool | None) -> list[int]:
@@ -677,7 +674,7 @@ def test_oasst_quarantines_synthetic_trees_by_default(lake: Ingested, raw: dict,
     got = entry(lake, OASST)
     assert (got.rows_read, got.accepted, got.rejected) == (100, 95, {"synthetic_skipped": 5})
     assert (got.new_rankings, got.new_comparisons, got.duplicates) == (207, 732, 0)
-    # and the 151 rankings of K > 2 land in the rankings pair files
+    # and the 151 rankings of K > 2 land in the pair_rankings table
     assert sum(k > 2 for k in sizes) == 151
     assert sum(lake.pairs.rankings.values()) == len(lake.ranking_rows) == 151
     assert all(len(r["responses"]) > 2 for r in lake.ranking_rows)
@@ -706,7 +703,7 @@ def test_oasst_rankings_keep_their_responses_in_order(lake: Ingested, raw: dict)
         for conversation, texts in raw[OASST].rankings
         if len(texts) > 2
     )
-    # then the rankings pair files hold the same groups
+    # then the pair_rankings table holds the same groups
     got = Counter((prompt_of(r["prompt"]), tuple(norm(t) for t in r["responses"])) for r in lake.ranking_rows)
     assert got == expected
 
@@ -830,7 +827,7 @@ def test_pair_files_hold_one_row_per_distinct_pair(lake: Ingested, raw: dict) ->
     # given every distinct pair among the comparisons, by the lake and by our reading
     expected = aggregate(all_votes(raw))
     pair_ids = {c["pair_id"] for c in lake.comparisons}
-    # then the pair files hold each exactly once
+    # then the pair table holds each exactly once
     assert len(pair_ids) == len(expected) == 5408
     assert sum(lake.pairs.pairs.values()) == len(lake.pair_rows) == len(pair_ids)
     assert {p["pair_id"] for p in lake.pair_rows} == pair_ids
@@ -883,11 +880,10 @@ def test_no_prompt_sits_in_two_splits(lake: Ingested) -> None:
 
 def test_drop_conflicts_leaves_out_even_splits(lake: Ingested, tmp_path: Path) -> None:
     # given a copy of the lake, paired again with drop_conflicts
-    copy = Lake(tmp_path / "lake")
-    shutil.copytree(lake.lake.root, copy.root, ignore=shutil.ignore_patterns("pairs", ".lock"))
+    copy = copy_lake(lake.lake, tmp_path / "lake")
     summary = build_pairs(copy, SplitConfig(), PairsConfig(drop_conflicts=True))
-    rows = read_tables([Path(p) for p in summary.paths.values()], columns=["pair_id", "conflict"])
-    # then the pair files hold every distinct pair but the conflicts
+    rows = read_split(copy, "pairs", SPLITS).select(["pair_id", "conflict"]).to_pylist()
+    # then the pair table holds every distinct pair but the conflicts
     distinct_pairs = len({c["pair_id"] for c in lake.comparisons})
     assert summary.conflicts_dropped == summary.conflicts == lake.pairs.conflicts
     assert sum(summary.pairs.values()) == len(rows) == distinct_pairs - summary.conflicts
@@ -965,10 +961,9 @@ PANDALM_SOURCE, TULU_SOURCE = ANNOTATED[PANDALM], ANNOTATED[TULU]
 @pytest.fixture(scope="module")
 def weighed(lake: Ingested, tmp_path_factory: pytest.TempPathFactory) -> tuple[PairsSummary, list[dict]]:
     """A copy of the lake paired again with aggregate dawid-skene: the summary and every pair row."""
-    copy = Lake(tmp_path_factory.mktemp("weighed") / "lake")
-    shutil.copytree(lake.lake.root, copy.root, ignore=shutil.ignore_patterns("pairs", ".lock"))
+    copy = copy_lake(lake.lake, tmp_path_factory.mktemp("weighed") / "lake")
     summary = build_pairs(copy, SplitConfig(), PairsConfig(aggregate="dawid-skene"))
-    return summary, read_tables([Path(p) for p in summary.paths.values()])
+    return summary, read_split(copy, "pairs", SPLITS).to_pylist()
 
 
 def test_dawid_skene_changes_few_winners_and_decides_only_real_disagreements(

@@ -1,16 +1,18 @@
-"""Ingest: label files, folders and `hf://` ids into the lake, as one commit.
+"""Ingest: label files, folders and `hf://` ids into the lake, one commit per table.
 
-    inputs -> plan.py (Plan: new, skipped, failed) -> stage.py (StagedFile under <lake>/staging;
-    per row: formats/ reader, chunk_stager.py checks and identifies) -> commit.py (lake parts and
-    one manifest write: IngestSummary)
+    inputs -> plan.py (Plan: new, skipped, failed) -> stage.py (StagedFile under the lake's
+    staging/; per row: formats/ reader, chunk_stager.py checks and identifies) -> commit.py (a
+    commit per data table, then the `files` table: IngestSummary)
 
-    plan    files named or found in folders, hashed; files the manifest already holds are skipped
-    stage   each new file read, validated and identified into <lake>/staging (hub.py: hf:// ids)
-    commit  under the lake's lock: judgments the lake already holds are dropped as duplicates,
-            the rest become the file's parts, and one manifest write commits every file
+    plan    files named or found in folders, hashed; files the `files` table holds are skipped
+    stage   each new file read, validated and identified into staging/ (hub.py: hf:// ids)
+    commit  judgments the lake already holds are dropped as duplicates, the new rows are placed in
+            each table and committed (optimistically: recomputed if another writer commits
+            first), then one row per file is recorded in `files`: the new lake version
 
-`ingest` (run.py) does the three in one call. A run killed at any point leaves the committed lake
-unchanged; rerunning it finishes the job (finished stagings are reused).
+`ingest` (run.py) does the three in one call. A run killed at any point leaves every table at a
+whole commit; rerunning it finishes the job (finished stagings are reused, no file's rows are
+written twice).
 """
 
 from rmcore.data.ingest.commit import IngestSummary, commit

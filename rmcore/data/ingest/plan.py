@@ -2,8 +2,8 @@
 
     files, folders, hf:// ids -> plan -> Plan (new files with their content hash, skipped, failed)
 
-Folders are searched for label files; a file is new when the manifest holds no file with its
-content hash (a hub id's hash is the hash of the id).
+Folders are searched for label files; a file is new when the lake's `files` table holds no file
+with its content hash (a hub id's hash is the hash of the id).
 """
 
 import hashlib
@@ -28,7 +28,7 @@ class Plan:
 
 
 def file_hash(path: Path) -> str:
-    """BLAKE2b-128 of a file's bytes: its identity in the manifest."""
+    """BLAKE2b-128 of a file's bytes: its identity in the lake's `files` table."""
     h = hashlib.blake2b(digest_size=16)
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -58,7 +58,7 @@ def expand_paths(inputs: Iterable[str | Path]) -> Iterator[str]:
 def plan(lake: Lake, inputs: Iterable[str | Path]) -> Plan:
     """Which inputs are new to the lake (in order, each once), skipped, or missing."""
     result = Plan()
-    done = lake.manifest().hashes()
+    done = lake.ingested()
     for name in expand_paths(inputs):
         if name.startswith(HF_PREFIX):
             content_hash = digest(name)

@@ -10,11 +10,13 @@ processes (one per core by default); other files are staged in one pass, streami
 stages one planned input, a local file or an `hf://` dataset id (its rows streamed from the hub).
 """
 
+import fcntl
 import multiprocessing
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +73,7 @@ def staging_dir(
     """Where one file is staged: named by its content and everything that shapes its staging."""
     shape = f"{schemas.SCHEMA_VERSION}\x1f{config.model_dump_json()}\x1f{fmt_name}\x1f{source}"
     key = digest(f"{content_hash}\x1f{shape}")
-    return lake.root / "staging" / key
+    return lake.work / "staging" / key
 
 
 def default_source(path: Path) -> str:
@@ -254,8 +256,37 @@ def stage_file(
     source: str | None = None,
     on_bytes: Callable[[int], None] | None = None,
 ) -> StagedFile:
-    """Stage one local file, or return its finished staging from an earlier, interrupted run."""
+    """Stage one local file, or return its finished staging from an earlier, interrupted run (or from
+    another ingest on this machine that staged it first)."""
     directory = staging_dir(lake, content_hash, config, fmt_name, source)
+    with _staging_lock(directory):
+        return _stage_file(lake, directory, path, content_hash, config, fmt_name, source, on_bytes)
+
+
+@contextmanager
+def _staging_lock(directory: Path) -> Iterator[None]:
+    """Hold the lock of the lake's staging folder (the operating system's `flock` on the folder itself,
+    which leaves no file behind): two ingests on one machine stage in turns, so that the second reuses
+    a file's finished staging instead of deleting it half-written (their commits still run at once)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(directory.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
+
+
+def _stage_file(
+    lake: Lake,
+    directory: Path,
+    path: Path,
+    content_hash: str,
+    config: IngestConfig,
+    fmt_name: str | None,
+    source: str | None,
+    on_bytes: Callable[[int], None] | None,
+) -> StagedFile:
     done = directory / "staged.json"
     if done.exists():
         staged = StagedFile.model_validate_json(done.read_bytes())

@@ -4,7 +4,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 MEMORY_LIMIT = "1GB"
 
@@ -21,11 +20,3 @@ def connect(scratch: Path) -> duckdb.DuckDBPyConnection:
 def parquet_list(paths: Iterable[Path]) -> str:
     """A SQL list literal of Parquet paths, for read_parquet([...])."""
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
-
-
-def parquet_view(db: duckdb.DuckDBPyConnection, name: str, parts: list[Path], schema: pa.Schema) -> None:
-    """A view `name` over Parquet parts, or over an empty table of `schema` when there are none."""
-    if parts:
-        db.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({parquet_list(parts)})")
-    else:
-        db.register(name, schema.empty_table())

@@ -1,33 +1,75 @@
-"""The Parquet lake: table parts, the manifest that commits them, and the lock that serializes writers.
+"""The lake: Delta tables under one root, on local disk or on an object store.
 
-Layout under the lake root:
-    manifest.json                 the commit record: every ingested file and the parts it wrote
-    comparisons/<file hash>.parquet, rankings/..., rejects/...   one part per ingested file
-    pairs/<split>.parquet, rankings/<split>.parquet under pairs/  built by build-pairs
-    reports/data_report.{json,md}
+Layout under the root (a local path, or any URI deltalake opens: s3://, gs://, az://):
+    comparisons/    one row per accepted judgment
+    rankings/       one row per accepted ranking of K >= 2 responses
+    rejects/        one row per quarantined raw row, with its reason
+    files/          one row per ingested file: what it contributed, and the versions of the three
+                    tables above once it was committed; this table's version is the lake's version
+    pairs/          build-pairs' pairs, partitioned by split, replaced whole by each build
+    pair_rankings/  build-pairs' rankings of K > 2, partitioned by split
+Local work (ingest's staging, DuckDB's spill, the data report) lives under the root for a local lake
+and under `$XDG_CACHE_HOME/rmcore/lakes/<hash of the URI>` for a remote one.
 
-Only parts listed in the manifest exist for readers. A run publishes its parts first and the
-manifest last, so a run killed at any point leaves the lake as it was; the parts it left
-behind are unreferenced and removed by the next writer (`vacuum`).
+The rules:
+- Every table is a Delta table, so Spark, DuckDB and Polars read it, and every write is a Delta
+  commit: atomic, on local disk and on object stores alike, with no lock to hold.
+- An ingest commits each data table once, then records its files in `files`. Every rmcore commit to
+  a table carries the transaction `rmcore.ingest` at its next version, so two writers that read the
+  same version of a table cannot both commit to it: the second retries on the new version, which is
+  how dedup holds with concurrent writers. Each commit also carries one transaction per input file
+  (`rmcore.file:<content hash>`), so a rerun after a kill never writes a file's rows twice.
+- Readers read the lake at a version of `files`: each of its rows names the table versions that held
+  every file committed so far, so a lake version fixes exactly what build-pairs reads (`--as-of`).
 """
 
-import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+from pydantic import BaseModel, ConfigDict
 
-from rmcore.atomic import TMP_SUFFIX, write_text
-from rmcore.data.lake.schemas import SCHEMA_VERSION
+from rmcore.data.identity import digest
+from rmcore.data.lake.schemas import FILES, LAKE, SCHEMA_VERSION
+from rmcore.data.lake.verify import MISSING, Damage, first_line, verify_table
 
-TABLES = ("comparisons", "rankings", "rejects")
+DATA_TABLES = ("comparisons", "rankings", "rejects")
+"""The tables ingest writes, each row traced to its raw file and row."""
+
+TABLES = (*DATA_TABLES, "files")
+"""The tables whose commits ingest makes."""
+
+PAIR_TABLES = ("pairs", "pair_rankings")
+"""The tables build-pairs replaces."""
+
+MANIFEST = "manifest.json"
+"""The commit record of the lake before Delta (schema 2): its presence marks a lake to migrate."""
+
+DESCRIPTION = f"rmcore lake table, schema {SCHEMA_VERSION}"
+"""Every table's Delta description: how rmcore knows the tables it reads are of its own schema."""
+
+
+INGEST_APP = "rmcore.ingest"
+"""The transaction every rmcore commit to a data table carries, at the table's next ingest number."""
+
+ADDED = "rmcore.added"
+"""Commit metadata of an ingest's data-table commit: JSON of {content hash: rows the file added}."""
+
+WRITER = WriterProperties(compression="ZSTD", max_row_group_size=16384)
+"""How rmcore writes the lake's Parquet files."""
 
 
 class FileEntry(BaseModel):
-    """What one ingested file contributed to the lake."""
+    """What one ingested file contributed to the lake: a row of the `files` table."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -41,91 +83,253 @@ class FileEntry(BaseModel):
     new_comparisons: int
     duplicates: int
     new_rankings: int
-    ingested_at: str
-    parts: dict[str, list[str]] = Field(default_factory=dict)
+    ingested_at: datetime
 
 
-class Manifest(BaseModel):
-    """The lake's commit record."""
+@dataclass(frozen=True)
+class Snapshot:
+    """The lake at one version of `files`: the version of each data table that it names."""
 
-    model_config = ConfigDict(extra="forbid")
+    version: int
+    tables: dict[str, int]
 
-    schema_version: int = SCHEMA_VERSION
-    files: list[FileEntry] = Field(default_factory=list)
 
-    def hashes(self) -> set[str]:
-        """Content hashes of every ingested file."""
-        return {entry.content_hash for entry in self.files}
+class OldLake(ValueError):
+    """A lake in a layout this rmcore no longer writes."""
+
+
+class LakeDamaged(ValueError):
+    """A file the lake's log commits is missing or unreadable."""
+
+
+def file_app(content_hash: str) -> str:
+    """The transaction id that marks one input file's rows as committed to a table."""
+    return f"rmcore.file:{content_hash}"
+
+
+def next_ingest(table: DeltaTable) -> Transaction:
+    """The `rmcore.ingest` transaction of the table's next commit: two writers of one version collide."""
+    return Transaction(INGEST_APP, (table.transaction_version(INGEST_APP) or 0) + 1)
+
+
+def is_remote(location: str) -> bool:
+    """Whether a lake location is a URI of an object store rather than a local path."""
+    return "://" in location and not location.startswith("file://")
 
 
 class Lake:
-    """A lake rooted at a directory."""
+    """A lake rooted at a local folder or an object-store URI."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+    def __init__(self, location: str | Path) -> None:
+        text = str(location)
+        self.remote = is_remote(text)
+        self.uri = text.rstrip("/") if self.remote else str(Path(text.removeprefix("file://")).absolute())
+
+    def __str__(self) -> str:
+        return self.uri
 
     @property
-    def manifest_path(self) -> Path:
-        return self.root / "manifest.json"
+    def work(self) -> Path:
+        """The local folder for staging, DuckDB's spill and reports."""
+        if not self.remote:
+            return Path(self.uri)
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        return cache / "rmcore" / "lakes" / digest(self.uri)
 
-    def manifest(self) -> Manifest:
-        """The committed manifest (empty for a new lake)."""
-        if not self.manifest_path.exists():
-            return Manifest()
-        manifest = Manifest.model_validate_json(self.manifest_path.read_bytes())
-        if manifest.schema_version != SCHEMA_VERSION:
-            raise ValueError(
-                f"{self.manifest_path}: lake schema version {manifest.schema_version}, this rmcore"
-                f" reads {SCHEMA_VERSION} (version 2 added multi-turn responses and source attributes);"
-                f" ingest the raw files again into a new --lake directory"
+    def table_uri(self, name: str) -> str:
+        """Where one of the lake's tables lives."""
+        return f"{self.uri}/{name}"
+
+    def refuse_old_layout(self) -> None:
+        """Raise OldLake when the root holds a manifest lake (schema 2) or tables of another schema."""
+        if not self.remote and (Path(self.uri) / MANIFEST).exists():
+            raise OldLake(
+                f"{self.uri}: a lake of Parquet parts and {MANIFEST} (schema 2); this rmcore reads Delta"
+                f" tables: run `rmcore lake migrate --lake {self.uri}` once, then rerun"
             )
-        return manifest
 
-    def commit(self, manifest: Manifest) -> None:
-        """Make `manifest` (and so every part it lists) the lake's state, atomically."""
-        write_text(self.manifest_path, manifest.model_dump_json(indent=1))
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        """One of the lake's tables (at `version`; the latest by default), or None before its first commit."""
+        self.refuse_old_layout()
+        try:
+            table = DeltaTable(self.table_uri(name), version=version)
+        except TableNotFoundError:
+            return None
+        description = table.metadata().description
+        if description != DESCRIPTION:
+            raise OldLake(
+                f"{self.table_uri(name)}: a Delta table described {description!r}, not {DESCRIPTION!r};"
+                " this rmcore reads only tables it wrote"
+            )
+        return table
 
-    def part_path(self, table: str, content_hash: str, chunk: int) -> Path:
-        """Where one chunk's part of `table`, written for one ingested file, lives."""
-        return self.root / table / f"{content_hash}-{chunk:04d}.parquet"
-
-    def parts(self, table: str, manifest: Manifest | None = None) -> list[Path]:
-        """The committed parts of `table`, in ingestion order."""
-        entries = (manifest or self.manifest()).files
-        return [self.root / part for e in entries for part in e.parts.get(table, [])]
-
-    def column(self, table: str, name: str, manifest: Manifest | None = None) -> set[str]:
-        """Every value of one string column of a table, e.g. its ids, as a set."""
-        values: set[str] = set()
-        for path in self.parts(table, manifest):
-            values.update(pq.read_table(path, columns=[name]).column(name).to_pylist())
-        return values
-
-    def vacuum(self, manifest: Manifest) -> list[Path]:
-        """Remove parts and temporary files no commit refers to; the removed paths."""
-        referenced = {self.root / p for e in manifest.files for parts in e.parts.values() for p in parts}
-        removed = []
-        for table in TABLES:
-            directory = self.root / table
-            if not directory.is_dir():
+    def create_tables(self) -> None:
+        """Create the ingest tables that do not exist yet (empty, version 0); safe to race."""
+        for name in TABLES:
+            if self.table(name) is not None:
                 continue
-            for path in directory.iterdir():
-                if path.is_file() and path not in referenced:
-                    path.unlink()
-                    removed.append(path)
-        for path in self.root.glob(f".*{TMP_SUFFIX}"):
-            path.unlink()
-            removed.append(path)
-        return removed
+            try:
+                DeltaTable.create(
+                    self.table_uri(name),
+                    LAKE[name],
+                    mode="ignore",
+                    name=name,
+                    description=DESCRIPTION,
+                )
+            except DeltaError:
+                if self.table(name) is None:
+                    raise
+
+    def snapshot(self, as_of: int | None = None) -> Snapshot | None:
+        """The lake at version `as_of` of `files` (the latest by default); None before any ingest."""
+        latest = self.table("files")
+        if as_of is not None:
+            newest = -1 if latest is None else latest.version()
+            if not 1 <= as_of <= newest:
+                raise ValueError(
+                    f"{self.uri}: no lake version {as_of}; "
+                    + (f"its versions are 1 to {newest}" if newest >= 1 else "the lake has no ingests yet")
+                )
+        files = latest if as_of is None else self.table("files", as_of)
+        if files is None:
+            return None
+        with self.reading():
+            versions = files.to_pyarrow_table(columns=[f"{t}_version" for t in DATA_TABLES])
+        if versions.num_rows == 0:
+            return None
+        return Snapshot(
+            files.version(), {t: int(pc.max(versions.column(f"{t}_version")).as_py()) for t in DATA_TABLES}
+        )
+
+    def at(self, snapshot: Snapshot | None, name: str) -> DeltaTable | None:
+        """A data table as a snapshot holds it (None for an empty lake)."""
+        return None if snapshot is None else self.table(name, snapshot.tables[name])
+
+    def files(self, snapshot: Snapshot | None = None) -> list[FileEntry]:
+        """What each ingested file contributed, in commit order (at `snapshot`; the latest by default)."""
+        table = self.table("files", None if snapshot is None else snapshot.version)
+        if table is None:
+            return []
+        with self.reading():
+            rows = table.to_pyarrow_table()
+        rows = rows.sort_by([("ingested_at", "ascending"), ("content_hash", "ascending")])
+        return [
+            FileEntry.model_validate({**row, "rejected": dict(row["rejected"])})
+            for row in rows.select(list(FileEntry.model_fields)).to_pylist()
+        ]
+
+    def ingested(self) -> set[str]:
+        """Content hashes of every file the lake records."""
+        table = self.table("files")
+        if table is None:
+            return set()
+        with self.reading():
+            return set(table.to_pyarrow_table(columns=["content_hash"]).column(0).to_pylist())
+
+    def read(self, name: str, snapshot: Snapshot | None = None, columns: list[str] | None = None) -> pa.Table:
+        """A table's rows as rmcore's schema has them (at `snapshot`; the latest by default)."""
+        schema = LAKE[name]
+        table = self.table(name) if snapshot is None or name not in DATA_TABLES else self.at(snapshot, name)
+        wanted = pa.schema([schema.field(c) for c in columns]) if columns else schema
+        if table is None:
+            return wanted.empty_table()
+        with self.reading():
+            rows = table.to_pyarrow_table(columns=wanted.names)
+        return rows.select(wanted.names).cast(wanted)
+
+    def column(self, name: str, column: str) -> set[str]:
+        """Every value of one string column of a table, e.g. its ids, as a set."""
+        return set(self.read(name, columns=[column]).column(0).to_pylist())
+
+    def view(self, db: duckdb.DuckDBPyConnection, view: str, table: DeltaTable | None, name: str) -> None:
+        """A DuckDB view `view` over a table's committed files (empty of table `name`'s schema for None)."""
+        # DuckDB refuses to register an Arrow object under the name of a SQL view, and a SQL view does not
+        # shadow a registered object of its name: drop whichever `view` is, so that a commit's retry can
+        # replace a view of files by an empty table (or by a newer version) on one connection
+        db.execute(f"DROP VIEW IF EXISTS {view}")
+        if table is None:
+            db.register(view, LAKE[name].empty_table())
+        elif self.remote:
+            db.register(view, table.to_pyarrow_dataset())
+        else:
+            files = table.file_uris()
+            if files:
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+                db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
+            else:
+                db.register(view, LAKE[name].empty_table())
 
     @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the lake's writer lock (one writer at a time; a second waits)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    def reading(self) -> Iterator[None]:
+        """Turn an error met while reading the lake's tables into LakeDamaged when a committed file is
+        missing or unreadable: one line naming the file, why, and `rmcore lake check`.
+
+        The errors do not name the file reliably (delta-rs reports a file shorter or longer than its
+        commit says as "Requested range was invalid", and reads of a remote table give paths relative
+        to it), so on an error of the readers (DuckDB, pyarrow, delta-rs, the OS) every table's latest
+        version is verified (rmcore.data.lake.verify). The message names the bad file the error names,
+        else the first one found; an error that names a table's Parquet file the latest versions no
+        longer reference (a read of an older version) names that file: missing, or the error's first line.
+        Any other error passes through unchanged.
+        """
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        except (duckdb.Error, OSError, pa.ArrowException, DeltaError) as error:
+            damaged = self.damaged(error)
+            if damaged is None:
+                raise
+            raise damaged from error
+
+    def damaged(self, error: BaseException) -> LakeDamaged | None:
+        """The LakeDamaged that `error` means (see `reading`), or None when every file is sound."""
+        found = [
+            damage
+            for name in (*TABLES, *PAIR_TABLES)
+            if (table := self.table(name)) is not None
+            for damage in verify_table(table, self.table_uri(name)).damaged
+        ]
+        named = self._named_file(str(error))
+        first = next((d for d in found if d.path == named), found[0] if found else None)
+        if first is None and named is not None:
+            gone = not self.remote and not Path(named).exists()
+            first = Damage(named, MISSING if gone else first_line(error))
+        if first is None:
+            return None
+        others = sum(d is not first for d in found)
+        more = f" (and {others} more bad file(s))" if others else ""
+        return LakeDamaged(f"{first.path}: {first.reason}{more}; run `rmcore lake check --lake {self.uri}`")
+
+    def _named_file(self, message: str) -> str | None:
+        """The first Parquet file of one of the lake's tables that an error message names, if any."""
+        tables = "|".join((*TABLES, *PAIR_TABLES))
+        found = re.search(rf"{re.escape(self.uri)}/(?:{tables})/[^'\"\s,]+?\.parquet", message)
+        return None if found is None else found.group(0)
+
+
+def record_files(lake: Lake, entries: list[FileEntry]) -> tuple[list[FileEntry], int]:
+    """Append the entries the `files` table does not hold yet, each with the data tables' latest
+    versions (what a snapshot of the new lake version reads); those appended, and the lake's version
+    after. Retried on a new version when another writer commits first."""
+    while True:
+        files = lake.table("files")
+        assert files is not None
+        with lake.reading():
+            held = set(files.to_pyarrow_table(columns=["content_hash"]).column(0).to_pylist())
+        fresh = [e for e in entries if e.content_hash not in held]
+        if not fresh:
+            return [], files.version()
+        versions = {f"{t}_version": lake.table(t).version() for t in DATA_TABLES}  # type: ignore[union-attr]
+        rows = [{**e.model_dump(), **versions} for e in fresh]
+        rows = [{**row, "rejected": list(row["rejected"].items())} for row in rows]
+        properties = CommitProperties(app_transactions=[next_ingest(files)])
+        try:
+            write_deltalake(
+                files,
+                pa.Table.from_pylist(rows, FILES),
+                mode="append",
+                writer_properties=WRITER,
+                commit_properties=properties,
+            )
+        except CommitFailedError:
+            continue
+        return fresh, files.version()

@@ -3,13 +3,14 @@
 comparisons  one row per accepted human judgment (texts as they arrived; ids from normalized text)
 rejects      one row per quarantined raw row, with the reason and the raw text
 rankings     one row per accepted ranking of K >= 2 responses (its pairs are comparisons too)
+files        one row per ingested file: its counts, and the tables' versions once it was committed
 pairs        one row per unique (prompt, chosen, rejected) after vote aggregation, with its split
 
 A response is its final reply (`response_a`, `chosen`) and, in a multi-turn comparison, the turns
 between the shared prompt and that reply (`response_a_turns`, `chosen_turns`; empty otherwise).
 `attributes` keeps a source's own fields (the responses' models, safety flags) as text.
 
-Version 2 added the turns and attributes.
+Version 2 added the turns and attributes; version 3 made the tables Delta tables and added `files`.
 """
 
 from datetime import datetime
@@ -17,7 +18,7 @@ from typing import NamedTuple
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 TIMESTAMP = pa.timestamp("us", tz="UTC")
@@ -99,6 +100,26 @@ PAIRS = pa.schema(
     ]
 )
 
+FILES = pa.schema(
+    [
+        ("content_hash", pa.string()),
+        ("path", pa.string()),
+        ("format", pa.string()),
+        ("source", pa.string()),
+        ("rows_read", pa.int64()),
+        ("accepted", pa.int64()),
+        ("rejected", pa.map_(pa.string(), pa.int64())),
+        ("new_comparisons", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("new_rankings", pa.int64()),
+        ("ingested_at", TIMESTAMP),
+        ("comparisons_version", pa.int64()),
+        ("rankings_version", pa.int64()),
+        ("rejects_version", pa.int64()),
+    ]
+)
+"""One row per ingested file: what it contributed, and the data tables' versions once it was committed."""
+
 Messages = list[dict[str, str]]
 
 
@@ -172,3 +193,13 @@ SPLIT_RANKINGS = pa.schema([f for f in RANKINGS if f.name not in LINEAGE]).appen
 )
 """A split's ranking file: the lake's rankings without their lineage, so the file's bytes (and the
 training cache key hashed from them) depend on the data only, not on where or when it was ingested."""
+
+LAKE: dict[str, pa.Schema] = {
+    "comparisons": COMPARISONS,
+    "rankings": RANKINGS,
+    "rejects": REJECTS,
+    "files": FILES,
+    "pairs": PAIRS,
+    "pair_rankings": SPLIT_RANKINGS,
+}
+"""Every table of the lake by name."""

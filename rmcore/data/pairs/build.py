@@ -24,19 +24,27 @@ Texts come from the pair's comparison with the smallest id, so the result does n
 ingestion order. Rankings of K > 2 responses are written per split beside the pairs.
 """
 
+import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable
 
-from rmcore.atomic import replacing
 from rmcore.config import Aggregate, PairsConfig, SplitConfig
 from rmcore.data.lake import Lake, schemas
-from rmcore.data.lake.duck import connect, parquet_view
+from rmcore.data.lake.duck import connect
+from rmcore.data.lake.lake import DESCRIPTION
+from rmcore.data.lake.placing import commit_placed, place
 from rmcore.data.pairs.dawid_skene import POSTERIORS, dawid_skene_posteriors
 from rmcore.data.pairs.splits import SPLITS, split_sql
 from rmcore.data.pairs.votes import annotated_votes
+
+LAKE_VERSION = "rmcore.lake_version"
+"""Commit metadata of the pair tables: the lake version their pairs were built from."""
 
 _VOTES = """
 CREATE TEMP TABLE aggregated AS
@@ -89,10 +97,9 @@ SELECT
     CASE WHEN a.first_chosen THEN a.margin_first ELSE -a.margin_first END AS margin,
     a.p_chosen = 0.5 AS conflict,
     a.source, a.category,
-    '{{split}}' AS split
+    {{split_of}} AS split
 FROM labelled a JOIN comparisons c ON c.comparison_id = a.representative
-WHERE {{split_of}} = '{{split}}' AND {{keep}}
-ORDER BY a.pair_id
+WHERE {{keep}}
 """
 
 
@@ -110,8 +117,9 @@ class PairsSummary:
     conflicts_resolved: int = 0
     """Pairs with evenly split votes that the posterior decided (p_chosen != 1/2)."""
     comparisons: int = 0
-    paths: dict[str, str] = field(default_factory=dict)
-    ranking_paths: dict[str, str] = field(default_factory=dict)
+    lake_version: int = 0
+    """The version of the lake the pairs were built from (`--as-of` rebuilds them)."""
+    tables: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready summary."""
@@ -124,25 +132,15 @@ class PairsSummary:
             "changed_winner": self.changed_winner,
             "conflicts_resolved": self.conflicts_resolved,
             "comparisons": self.comparisons,
-            "paths": self.paths,
-            "ranking_paths": self.ranking_paths,
+            "lake_version": self.lake_version,
+            "tables": self.tables,
         }
-
-
-def pairs_dir(lake: Lake) -> Path:
-    """Where build-pairs writes: <lake>/pairs."""
-    return lake.root / "pairs"
 
 
 def _count(db: duckdb.DuckDBPyConnection, query: str) -> int:
     row = db.execute(query).fetchone()
     assert row is not None
     return int(row[0])
-
-
-def _copy(db: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    with replacing(path) as tmp:
-        db.execute(f"COPY ({query}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)")
 
 
 def posteriors(db: duckdb.DuckDBPyConnection, aggregate: Aggregate) -> pa.Table:
@@ -153,25 +151,54 @@ def posteriors(db: duckdb.DuckDBPyConnection, aggregate: Aggregate) -> pa.Table:
     return dawid_skene_posteriors(annotated_votes(db))
 
 
-def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsSummary:
-    """Aggregate the lake's comparisons into pair files per split (and rankings of K > 2)."""
-    out = pairs_dir(lake)
-    summary = PairsSummary()
-    with lake.locked():
-        manifest = lake.manifest()
-        comparison_parts = lake.parts("comparisons", manifest)
-        if not comparison_parts:
-            raise FileNotFoundError(
-                f"{lake.root}: the lake holds no comparisons; run `rmcore ingest PATH --lake {lake.root}`"
+def _replace(
+    lake: Lake, name: str, db: duckdb.DuckDBPyConnection, query: str, key: str, lake_version: int
+) -> dict[str, int]:
+    """Replace a pair table with the rows of `query` (which has a `split` column), one file per split
+    written by DuckDB in `key` order, in one commit; its rows per split."""
+    uri = lake.table_uri(name)
+    DeltaTable.create(
+        uri, schemas.LAKE[name], mode="ignore", partition_by=["split"], name=name, description=DESCRIPTION
+    )
+    table = lake.table(name)
+    assert table is not None
+    counts, actions = {}, []
+    with tempfile.TemporaryDirectory(dir=lake.work, prefix=".pairs-") as scratch:
+        for split in SPLITS:
+            path = Path(scratch) / f"{split}.parquet"
+            db.execute(
+                f"COPY (SELECT * EXCLUDE (split) FROM ({query}) WHERE split = '{split}' ORDER BY {key}) "
+                f"TO '{path}' "
+                "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384)"
             )
-        scratch = lake.root / ".duckdb"
-        db = connect(scratch)
-        parquet_view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
-        parquet_view(db, "rankings", lake.parts("rankings", manifest), schemas.RANKINGS)
-        db.execute(_VOTES)
-        db.register("posteriors", posteriors(db, options.aggregate))
-        db.execute(_LABELLED)
-        summary.aggregate = options.aggregate
+            counts[split] = pq.ParquetFile(path).metadata.num_rows
+            if counts[split]:
+                actions.append(place(lake, name, path, split))
+        properties = CommitProperties(custom_metadata={LAKE_VERSION: json.dumps(lake_version)})
+        commit_placed(table, actions, "overwrite", properties)
+    return counts
+
+
+def build_pairs(
+    lake: Lake, splits: SplitConfig, options: PairsConfig, as_of: int | None = None
+) -> PairsSummary:
+    """Aggregate the lake's comparisons (at version `as_of`; the latest by default) into the pair
+    tables, split by prompt (with rankings of K > 2)."""
+    snapshot = lake.snapshot(as_of)
+    comparisons = lake.at(snapshot, "comparisons")
+    if snapshot is None or comparisons is None or comparisons.count() == 0:
+        raise FileNotFoundError(
+            f"{lake.uri}: the lake holds no comparisons; run `rmcore ingest PATH --lake {lake.uri}`"
+        )
+    summary = PairsSummary(aggregate=options.aggregate, lake_version=snapshot.version)
+    db = connect(lake.work / ".duckdb")
+    try:
+        with lake.reading():
+            lake.view(db, "comparisons", comparisons, "comparisons")
+            lake.view(db, "rankings", lake.at(snapshot, "rankings"), "rankings")
+            db.execute(_VOTES)
+            db.register("posteriors", posteriors(db, options.aggregate))
+            db.execute(_LABELLED)
         summary.comparisons = _count(db, "SELECT count(*) FROM comparisons")
         summary.conflicts = _count(db, "SELECT count(*) FROM labelled WHERE p_chosen = 0.5")
         summary.conflicts_resolved = _count(
@@ -184,21 +211,16 @@ def build_pairs(lake: Lake, splits: SplitConfig, options: PairsConfig) -> PairsS
         )
         keep = "a.p_chosen <> 0.5" if options.drop_conflicts else "true"
         summary.conflicts_dropped = summary.conflicts if options.drop_conflicts else 0
-        for split in SPLITS:
-            path = out / f"{split}.parquet"
-            split_of = split_sql("a.prompt_id", splits)
-            _copy(db, _PAIRS.format(split=split, split_of=split_of, keep=keep), path)
-            summary.pairs[split] = _count(db, f"SELECT count(*) FROM read_parquet('{path}')")
-            summary.paths[split] = str(path)
-            ranking_path = out / f"rankings_{split}.parquet"
-            _copy(
-                db,
-                f"SELECT * EXCLUDE ({', '.join(schemas.LINEAGE)}) FROM "
-                f"(SELECT *, {split_sql('prompt_id', splits)} AS split FROM rankings) "
-                f"WHERE len(responses) > 2 AND split = '{split}' ORDER BY ranking_id",
-                ranking_path,
-            )
-            summary.rankings[split] = _count(db, f"SELECT count(*) FROM read_parquet('{ranking_path}')")
-            summary.ranking_paths[split] = str(ranking_path)
+        rankings = (
+            f"SELECT * EXCLUDE ({', '.join(schemas.LINEAGE)}) FROM "
+            f"(SELECT *, {split_sql('prompt_id', splits)} AS split FROM rankings) "
+            "WHERE len(responses) > 2"
+        )
+        pairs = _PAIRS.format(split_of=split_sql("a.prompt_id", splits), keep=keep)
+        with lake.reading():
+            summary.rankings = _replace(lake, "pair_rankings", db, rankings, "ranking_id", snapshot.version)
+            summary.pairs = _replace(lake, "pairs", db, pairs, "pair_id", snapshot.version)
+    finally:
         db.close()
+    summary.tables = {name: lake.table_uri(name) for name in ("pairs", "pair_rankings")}
     return summary

@@ -1,13 +1,14 @@
-"""Pair sets for training and evaluation: from a lake's pair files, a built pair file, or any label file.
+"""Pair sets for training and evaluation: from a lake's pair tables, a pair Parquet file, or any label file.
 
-    lake directory      <lake>/pairs/<split>.parquet and rankings_<split>.parquet (build-pairs' output)
-    pair Parquet file   used as it is (a file build-pairs wrote)
+    lake (path or URI)  its `pairs` and `pair_rankings` tables (build-pairs' output), one split or more
+    pair Parquet file   used as it is (a file of the pairs schema)
     any other file      ingested into a scratch lake beside the run and paired: every split is used
 
 The content hash of what was read is recorded with the model, so a model names its data.
 """
 
 import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import pyarrow.parquet as pq
 from rmcore.config import DataConfig, SplitConfig
 from rmcore.data.ingest import ingest
 from rmcore.data.lake import Lake, schemas
-from rmcore.data.pairs.build import build_pairs, pairs_dir
+from rmcore.data.pairs.build import LAKE_VERSION, build_pairs
 from rmcore.data.pairs.splits import SPLITS
 
 
@@ -30,39 +31,68 @@ class PairSet:
     rankings: pa.Table
     content_hash: str
     origin: str
-    lake: Path | None = None
+    lake: Lake | None = None
     """The lake the pairs were built from (its comparisons name who voted); None for a bare pair file."""
+    lake_version: int | None = None
+    """The lake version the pairs were built from; None for a bare pair file."""
 
 
-def _read(paths: list[Path], schema: pa.Schema) -> pa.Table:
-    tables = [pq.read_table(p) for p in paths if p.exists()]
-    if not tables:
+def read_split(lake: Lake, name: str, splits: tuple[str, ...]) -> pa.Table:
+    """The rows of a pair table (`pairs` or `pair_rankings`) in `splits`, a split at a time, sorted by id."""
+    schema = schemas.LAKE[name]
+    table = lake.table(name)
+    if table is None:
         return schema.empty_table()
-    return pa.concat_tables(tables, promote_options="permissive")
+    key = "pair_id" if name == "pairs" else "ranking_id"
+    with lake.reading():
+        rows = table.to_pyarrow_table(filters=[("split", "in", list(splits))])
+    rows = rows.select(schema.names).cast(schema)
+    parts = [rows.filter(pa.compute.equal(rows.column("split"), s)).sort_by(key) for s in splits]
+    return pa.concat_tables(parts)
 
 
-def _hash(paths: list[Path]) -> str:
+def built_from(lake: Lake) -> int | None:
+    """The lake version the pair tables were last built from (None before the first build)."""
+    table = lake.table("pairs")
+    if table is None:
+        return None
+    (last,) = table.history(1)
+    return int(json.loads(last[LAKE_VERSION])) if LAKE_VERSION in last else None
+
+
+def content_hash(tables: list[pa.Table]) -> str:
+    """BLAKE2b-128 of tables' data (Arrow IPC of each, one chunk per column): the same rows give the
+    same hash however the files holding them were cut."""
     h = hashlib.blake2b(digest_size=16)
-    for path in sorted(p for p in paths if p.exists()):
-        h.update(path.read_bytes())
+    for table in tables:
+        sink = pa.BufferOutputStream()
+        whole = table.combine_chunks().replace_schema_metadata(None)
+        with pa.ipc.new_stream(sink, whole.schema) as writer:
+            writer.write_table(whole)
+        h.update(sink.getvalue())
     return h.hexdigest()
 
 
-def _from_lake(root: Path, splits: tuple[str, ...]) -> PairSet:
-    folder = pairs_dir(Lake(root))
-    pair_files = [folder / f"{s}.parquet" for s in splits]
-    if not any(p.exists() for p in pair_files):
+def _file_hash(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _from_lake(lake: Lake, splits: tuple[str, ...]) -> PairSet:
+    if lake.table("pairs") is None:
         raise FileNotFoundError(
-            f"{folder}: no pair files; run `rmcore ingest FILES --lake {root}` then "
-            f"`rmcore build-pairs --lake {root}`"
+            f"{lake.uri}: no pairs built; run `rmcore ingest FILES --lake {lake.uri}` then "
+            f"`rmcore build-pairs --lake {lake.uri}`"
         )
-    ranking_files = [folder / f"rankings_{s}.parquet" for s in splits]
+    pairs, rankings = read_split(lake, "pairs", splits), read_split(lake, "pair_rankings", splits)
     return PairSet(
-        pairs=_read(pair_files, schemas.PAIRS),
-        rankings=_read(ranking_files, schemas.SPLIT_RANKINGS),
-        content_hash=_hash(pair_files + ranking_files),
-        origin=f"{root} ({', '.join(splits)})",
-        lake=root,
+        pairs=pairs,
+        rankings=rankings,
+        content_hash=content_hash([pairs, rankings]),
+        origin=f"{lake.uri} ({', '.join(splits)})",
+        lake=lake,
+        lake_version=built_from(lake),
     )
 
 
@@ -80,29 +110,28 @@ def shared_prompts(train: PairSet, held_out: PairSet) -> int:
     return len(prompt_ids(train) & prompt_ids(held_out))
 
 
-def lake_pairs_hash(root: Path) -> str:
-    """Content hash of every pair and ranking file build-pairs wrote in the lake at `root`, all splits."""
-    folder = pairs_dir(Lake(root))
-    return _hash([folder / f"{prefix}{s}.parquet" for s in SPLITS for prefix in ("", "rankings_")])
+def lake_pairs_hash(lake: Lake) -> str:
+    """Content hash of every pair and ranking build-pairs wrote to the lake, all splits."""
+    return content_hash([read_split(lake, "pairs", SPLITS), read_split(lake, "pair_rankings", SPLITS)])
 
 
 def _is_pair_file(path: Path) -> bool:
-    """A Parquet file that build-pairs wrote (it has chosen, rejected and p_chosen columns)."""
+    """A Parquet file of pairs (it has chosen, rejected and p_chosen columns)."""
     return path.suffix == ".parquet" and {"chosen", "rejected", "p_chosen"} <= set(pq.read_schema(path).names)
 
 
 def load_pairs(source: Path | None, split: str, data: DataConfig, scratch: Path) -> PairSet:
     """The pairs of `split` from `source` (None: data.lake); a label file is ingested whole."""
     if source is None:
-        return _from_lake(data.lake, (split,))
+        return _from_lake(Lake(data.lake), (split,))
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such pair file or lake")
     if source.is_dir():
-        return _from_lake(source, (split,))
+        return _from_lake(Lake(source), (split,))
     if _is_pair_file(source):
         empty = schemas.SPLIT_RANKINGS.empty_table()
         return PairSet(
-            pairs=pq.read_table(source), rankings=empty, content_hash=_hash([source]), origin=str(source)
+            pairs=pq.read_table(source), rankings=empty, content_hash=_file_hash(source), origin=str(source)
         )
     shutil.rmtree(scratch, ignore_errors=True)
     lake = Lake(scratch)
@@ -110,4 +139,4 @@ def load_pairs(source: Path | None, split: str, data: DataConfig, scratch: Path)
     if summary.files_failed:
         raise ValueError(f"{source}: {summary.files_failed[str(source)]}")
     build_pairs(lake, SplitConfig(), data.pairs)
-    return _from_lake(scratch, SPLITS)
+    return _from_lake(lake, SPLITS)

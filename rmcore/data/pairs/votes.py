@@ -8,8 +8,7 @@ import duckdb
 import pyarrow as pa
 
 from rmcore.data.lake import Lake
-from rmcore.data.lake.duck import connect, parquet_view
-from rmcore.data.lake.schemas import COMPARISONS
+from rmcore.data.lake.duck import connect
 
 VOTES = ("first", "second", "tie")
 COLUMNS = ("source", "pair_id", "annotator", "vote")
@@ -33,12 +32,14 @@ def annotated_votes(db: duckdb.DuckDBPyConnection) -> pa.Table:
 
 
 def lake_votes(lake: Lake) -> pa.Table:
-    """`annotated_votes` of every comparison committed to the lake (none for an empty lake)."""
-    db = connect(lake.root / ".duckdb")
-    parquet_view(db, "comparisons", lake.parts("comparisons"), COMPARISONS)
-    votes = annotated_votes(db)
-    db.close()
-    return votes
+    """`annotated_votes` of every comparison in the lake's latest version (none for an empty lake)."""
+    db = connect(lake.work / ".duckdb")
+    try:
+        with lake.reading():
+            lake.view(db, "comparisons", lake.at(lake.snapshot(), "comparisons"), "comparisons")
+            return annotated_votes(db)
+    finally:
+        db.close()
 
 
 def no_votes() -> pa.Table:

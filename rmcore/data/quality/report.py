@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 
 from rmcore.atomic import write_text
-from rmcore.data.lake import Lake, schemas
-from rmcore.data.lake.duck import connect, parquet_view
-from rmcore.data.pairs import pairs_dir
-from rmcore.data.pairs.splits import SPLITS
+from rmcore.data.lake import Lake
+from rmcore.data.lake.duck import connect
+from rmcore.data.pairs import built_from
 from rmcore.data.pairs.votes import annotated_votes
 from rmcore.data.quality.annotators import annotator_agreement, source_agreement
 from rmcore.data.quality.annotators_report import annotators_figure, annotators_markdown
@@ -34,28 +32,26 @@ def _rows(db: Any, query: str) -> list[tuple[Any, ...]]:
 
 
 def data_report(lake: Lake) -> dict[str, Any]:
-    """The report's content, from the committed lake and the pair files."""
-    manifest = lake.manifest()
-    comparison_parts = lake.parts("comparisons", manifest)
-    rankings = ", ".join(f"'{p}'" for p in lake.parts("rankings", manifest)) or None
-    pair_files = [pairs_dir(lake) / f"{s}.parquet" for s in SPLITS]
-    if not comparison_parts or not all(p.exists() for p in pair_files):
-        raise FileNotFoundError(
-            f"{lake.root}: no pairs built yet; run `rmcore build-pairs --lake {lake.root}`"
-        )
-    stale = [p for p in pair_files if not set(schemas.PAIRS.names) <= set(pq.read_schema(p).names)]
-    if stale:
-        raise FileNotFoundError(
-            f"{stale[0]}: built by an earlier rmcore, without the columns this report reads; run "
-            f"`rmcore build-pairs --lake {lake.root}` again"
-        )
-    db = connect(lake.root / ".duckdb")
-    parquet_view(db, "comparisons", comparison_parts, schemas.COMPARISONS)
-    parquet_view(db, "pairs", pair_files, schemas.PAIRS)
+    """The report's content: the pair tables and the lake version they were built from."""
+    with lake.reading():  # DuckDB's views are lazy: the queries read the tables' files
+        return _content(lake)
+
+
+def _content(lake: Lake) -> dict[str, Any]:
+    built = built_from(lake)
+    if built is None:
+        raise FileNotFoundError(f"{lake.uri}: no pairs built yet; run `rmcore build-pairs --lake {lake.uri}`")
+    snapshot = lake.snapshot(built)
+    entries = lake.files(snapshot)
+    db = connect(lake.work / ".duckdb")
+    with lake.reading():
+        lake.view(db, "comparisons", lake.at(snapshot, "comparisons"), "comparisons")
+        lake.view(db, "rankings", lake.at(snapshot, "rankings"), "rankings")
+        lake.view(db, "pairs", lake.table("pairs"), "pairs")
     rejected: dict[str, int] = {}
     by_file = []
     by_format: dict[str, dict[str, int]] = {}
-    for entry in manifest.files:
+    for entry in entries:
         for reason, count in entry.rejected.items():
             rejected[reason] = rejected.get(reason, 0) + count
         counts = by_format.setdefault(
@@ -84,16 +80,7 @@ def data_report(lake: Lake) -> dict[str, Any]:
     for p, count in agreement:
         index = min(int((p - 0.5) / 0.1 + 1e-9), len(histogram) - 1)
         histogram[list(histogram)[index]] += count
-    k_distribution = (
-        dict(
-            _rows(
-                db,
-                f"SELECT len(responses), count(*) FROM read_parquet([{rankings}]) GROUP BY 1 ORDER BY 1",
-            )
-        )
-        if rankings
-        else {}
-    )
+    k_distribution = dict(_rows(db, "SELECT len(responses), count(*) FROM rankings GROUP BY 1 ORDER BY 1"))
     overlap = _rows(
         db,
         """
@@ -110,8 +97,9 @@ def data_report(lake: Lake) -> dict[str, Any]:
     )[0][0]
     report = {
         "files": by_file,
-        "rows_read": sum(e.rows_read for e in manifest.files),
-        "accepted": sum(e.accepted for e in manifest.files),
+        "lake_version": built,
+        "rows_read": sum(e.rows_read for e in entries),
+        "accepted": sum(e.accepted for e in entries),
         "rejected": dict(sorted(rejected.items())),
         "rows_by_format": dict(sorted(by_format.items())),
         "multi_turn_pairs": _rows(db, "SELECT count(*) FROM pairs WHERE len(chosen_turns) > 0")[0][0],
@@ -196,13 +184,13 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def write_report(lake: Lake) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write reports/data_report.{json,md} and reports/annotators.png under the lake; the report and
-    the three paths."""
+    """Write reports/data_report.{json,md} and reports/annotators.png under the lake's work folder (the
+    lake itself when local); the report and the three paths."""
     report = data_report(lake)
     paths = {
-        "json": lake.root / "reports" / "data_report.json",
-        "markdown": lake.root / "reports" / "data_report.md",
-        "annotators_plot": lake.root / "reports" / "annotators.png",
+        "json": lake.work / "reports" / "data_report.json",
+        "markdown": lake.work / "reports" / "data_report.md",
+        "annotators_plot": lake.work / "reports" / "annotators.png",
     }
     write_text(paths["json"], orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     write_text(paths["markdown"], markdown(report))
