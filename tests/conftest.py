@@ -15,6 +15,9 @@ Model fixtures (names are stable; the model and training tests use them):
   another chat template), for tokenization tests that need no model.
 - `model_config`: a factory for `rmcore.config.ModelConfig` with a path and overrides.
 
+Object-store fixtures: `s3_server`, moto's S3 server for the session (tests/s3_server.py), and
+`s3_lake`, a fresh `s3://` lake URI on it with the environment set as a deployment sets it.
+
 Heads are re-initialized with a large scale (std 1) so that rewards are O(1) and a reward read at a
 wrong position differs from the right one by far more than any tolerance the tests use.
 Both directories load in well under a second; the models run in milliseconds on CPU.
@@ -35,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
+from s3_server import S3Settings, moto_s3
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForSequenceClassification,
@@ -57,6 +61,23 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Settings]:
+    """moto's S3 server on 127.0.0.1 at a free port, with one bucket, for the whole session."""
+    with moto_s3() as settings:
+        yield settings
+
+
+@pytest.fixture
+def s3_lake(s3_server: S3Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """A fresh `s3://` lake URI. deltalake finds the server through the environment (AWS_ENDPOINT_URL
+    and the rest, as in a deployment); the lake's local work folder lives under tmp_path/cache."""
+    for name, value in s3_server.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return s3_server.new_lake("lake")
 
 
 @pytest.fixture(scope="session")
