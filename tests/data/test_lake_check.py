@@ -293,4 +293,7 @@ def test_a_bad_file_of_an_older_version_is_named_by_a_read_of_that_version(
     # when the pairs of lake version 1 are built, then the one line names the file that version needs
     code, _, err = run(capsys, "build-pairs", "--lake", str(lake_dir), "--as-of", "1")
     assert code == 1
-    assert err == [f"rmcore build-pairs: error: {old}: missing; run `rmcore lake check --lake {lake_dir}`"]
+    assert err == [
+        f"rmcore build-pairs: error: {old}: missing; an older lake version needs it and the latest do not:"
+        " versions older than `rmcore lake vacuum` kept cannot be read"
+    ]

@@ -19,8 +19,13 @@ The rules:
   same version of a table cannot both commit to it: the second retries on the new version, which is
   how dedup holds with concurrent writers. Each commit also carries one transaction per input file
   (`rmcore.file:<content hash>`), so a rerun after a kill never writes a file's rows twice.
+- What each input file contributed is a table (`files`), not the metadata of its commits: Delta
+  deletes log entries past their retention (30 days by default) at checkpoints, and the record of
+  what was ingested must outlive that; as a table, other engines query it too.
 - Readers read the lake at a version of `files`: each of its rows names the table versions that held
   every file committed so far, so a lake version fixes exactly what build-pairs reads (`--as-of`).
+  Compaction and vacuum commit too, changing no row: readers follow them from the named versions
+  (so they read compacted files), and they add lake versions with the rows of the one before.
 """
 
 import os
@@ -40,7 +45,7 @@ from pydantic import BaseModel, ConfigDict
 
 from rmcore.data.identity import digest
 from rmcore.data.lake.schemas import FILES, LAKE, SCHEMA_VERSION
-from rmcore.data.lake.verify import MISSING, Damage, first_line, verify_table
+from rmcore.data.lake.verify import MISSING, first_line, verify_table
 
 DATA_TABLES = ("comparisons", "rankings", "rejects")
 """The tables ingest writes, each row traced to its raw file and row."""
@@ -53,6 +58,9 @@ PAIR_TABLES = ("pairs", "pair_rankings")
 
 MANIFEST = "manifest.json"
 """The commit record of the lake before Delta (schema 2): its presence marks a lake to migrate."""
+
+ROW_PRESERVING = frozenset({"OPTIMIZE", "VACUUM START", "VACUUM END"})
+"""Delta operations that change no row of a table (`rmcore lake compact` and `vacuum` make them)."""
 
 DESCRIPTION = f"rmcore lake table, schema {SCHEMA_VERSION}"
 """Every table's Delta description: how rmcore knows the tables it reads are of its own schema."""
@@ -197,9 +205,22 @@ class Lake:
             versions = files.to_pyarrow_table(columns=[f"{t}_version" for t in DATA_TABLES])
         if versions.num_rows == 0:
             return None
-        return Snapshot(
-            files.version(), {t: int(pc.max(versions.column(f"{t}_version")).as_py()) for t in DATA_TABLES}
-        )
+        recorded = {t: int(pc.max(versions.column(f"{t}_version")).as_py()) for t in DATA_TABLES}
+        return Snapshot(files.version(), {t: self._same_rows_until(t, v) for t, v in recorded.items()})
+
+    def _same_rows_until(self, name: str, version: int) -> int:
+        """The newest version of a table with the rows of `version`: the commits after it that change no
+        row (compaction, vacuum) are followed, so a snapshot reads compacted files and survives the
+        vacuum of the small ones."""
+        table = self.table(name)
+        assert table is not None
+        newer = table.version() - version
+        commits = sorted(table.history(newer), key=lambda c: int(c["version"])) if newer > 0 else []
+        for commit in commits:
+            if commit["operation"] not in ROW_PRESERVING:
+                break
+            version = int(commit["version"])
+        return version
 
     def at(self, snapshot: Snapshot | None, name: str) -> DeltaTable | None:
         """A data table as a snapshot holds it (None for an empty lake)."""
@@ -292,7 +313,10 @@ class Lake:
         first = next((d for d in found if d.path == named), found[0] if found else None)
         if first is None and named is not None:
             gone = not self.remote and not Path(named).exists()
-            first = Damage(named, MISSING if gone else first_line(error))
+            return LakeDamaged(
+                f"{named}: {MISSING if gone else first_line(error)}; an older lake version needs it and the"
+                " latest do not: versions older than `rmcore lake vacuum` kept cannot be read"
+            )
         if first is None:
             return None
         others = sum(d is not first for d in found)
