@@ -9,10 +9,11 @@ Layers, from the ground up (a module may import its own layer and those below, n
     1    rmcore.data, in sub-layers that follow the data:
     1.0    rmcore.data (the package), rmcore.data.records, rmcore.data.identity
     1.1    rmcore.data.formats      raw files -> judgments and rankings
-    1.2    rmcore.data.lake         the Parquet lake, its schemas, DuckDB
+    1.2    rmcore.data.lake         the Delta lake, its schemas, DuckDB, check, migrate
     1.3    rmcore.data.ingest       formats -> lake
     1.4    rmcore.data.pairs        lake -> pairs (load: a label file is ingested first)
     1.5    rmcore.data.quality      lake + pairs -> the data report
+    1.6    rmcore.data.suites       benchmark files (RewardBench, RewardBench 2, RM-Bench) -> suite items
     2    rmcore.model, rmcore.sample
     3  rmcore.training, rmcore.evaluation, rmcore.scoring
     4  rmcore.tracking, rmcore.reward_pyfunc
@@ -45,6 +46,7 @@ LAYERS: dict[str, float] = {
     "rmcore.data.ingest": 1.3,
     "rmcore.data.pairs": 1.4,
     "rmcore.data.quality": 1.5,
+    "rmcore.data.suites": 1.6,
     "rmcore.model": 2,
     "rmcore.sample": 2,
     "rmcore.training": 3,

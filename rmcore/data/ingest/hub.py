@@ -7,9 +7,16 @@ first row could be read two ways is read as what it is. Anything given in the id
 
     hf://lmsys/mt_bench_human_judgments          config None, split "human", reader mt_bench
     hf://openai/summarize_from_feedback:validation   config "comparisons", split "validation"
+
+The benchmark suites (RewardBench, RewardBench 2, RM-Bench) are known apart, in `SUITES`: they are
+scored by rmcore.data.suites, never ingested, so an ingest of their ids gets no help to find them.
+`hub_rows` streams a dataset's rows for both.
 """
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+
+from rmcore.data.formats.containers import RawRecord, UnreadableFile
 
 HF_PREFIX = "hf://"
 
@@ -43,8 +50,20 @@ KNOWN: dict[str, HubDataset] = {
 }
 
 
-def hub_dataset(dataset_id: str) -> HubDataset:
-    """The dataset an id (without `hf://`) names: its config and split from the id, else the known ones.
+SUITES: dict[str, HubDataset] = {
+    d.name.lower(): d
+    for d in (
+        HubDataset("allenai/reward-bench", split="filtered"),
+        HubDataset("allenai/reward-bench-2", split="test"),
+        HubDataset("THU-KEG/RM-Bench"),
+    )
+}
+"""The benchmark suites' hub datasets and the split that holds each benchmark (RewardBench's
+`filtered` split is its 2,985 scored pairs; `raw` keeps rows its authors filtered out)."""
+
+
+def hub_dataset(dataset_id: str, known: Mapping[str, HubDataset] = KNOWN) -> HubDataset:
+    """The dataset an id (without `hf://`) names: its config and split from the id, else the `known` ones.
 
     ValueError for an id that is not `owner/name`, `owner/name/config`, with an optional `:split`.
     """
@@ -53,10 +72,33 @@ def hub_dataset(dataset_id: str) -> HubDataset:
     if len(parts) not in (2, 3) or not all(parts):
         raise ValueError(f"hf://{dataset_id}: expected hf://owner/name[/config][:split]")
     name = "/".join(parts[:2])
-    known = KNOWN.get(name.lower(), HubDataset(name))
+    entry = known.get(name.lower(), HubDataset(name))
     return HubDataset(
-        name=known.name,
-        config=parts[2] if len(parts) == 3 else known.config,
-        split=split or known.split,
-        format=known.format,
+        name=entry.name,
+        config=parts[2] if len(parts) == 3 else entry.config,
+        split=split or entry.split,
+        format=entry.format,
     )
+
+
+def hub_rows(dataset: HubDataset) -> Iterator[RawRecord]:
+    """Rows of a Hugging Face dataset's split, streamed, numbered from 1.
+
+    UnreadableFile, naming `hf://owner/name`, when `datasets` is not installed or the hub cannot give
+    the split (offline, unknown dataset or split).
+    """
+    where = HF_PREFIX + dataset.name
+    try:
+        import datasets
+    except ImportError:
+        raise UnreadableFile(
+            where, "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`"
+        ) from None
+    try:
+        stream = datasets.load_dataset(dataset.name, dataset.config, split=dataset.split, streaming=True)
+        for row, value in enumerate(stream, start=1):
+            yield RawRecord(row, dict(value))
+    except (OSError, ValueError, ConnectionError) as error:
+        raise UnreadableFile(
+            where, f"cannot load from the Hugging Face hub (is this machine online?): {error}"
+        ) from error

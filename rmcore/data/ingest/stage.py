@@ -37,7 +37,7 @@ from rmcore.data.formats.containers import (
 )
 from rmcore.data.identity import digest
 from rmcore.data.ingest.chunk_stager import ChunkCounts, ChunkStager
-from rmcore.data.ingest.hub import HF_PREFIX, HubDataset, hub_dataset
+from rmcore.data.ingest.hub import HF_PREFIX, hub_dataset, hub_rows
 from rmcore.data.lake import Lake, schemas
 from rmcore.data.records import RowRejected
 
@@ -301,25 +301,6 @@ def _stage_file(
     return stage_rows(lake, path, content_hash, records(path, on_bytes=on_bytes), config, fmt_name, source)
 
 
-def _hf_rows(dataset: HubDataset) -> Iterator[RawRecord]:
-    """Rows of a Hugging Face dataset's split, streamed."""
-    where = HF_PREFIX + dataset.name
-    try:
-        import datasets
-    except ImportError:
-        raise UnreadableFile(
-            where, "reading from the Hugging Face hub needs `pip install 'rmcore[hf]'`"
-        ) from None
-    try:
-        stream = datasets.load_dataset(dataset.name, dataset.config, split=dataset.split, streaming=True)
-        for row, value in enumerate(stream, start=1):
-            yield RawRecord(row, dict(value))
-    except (OSError, ValueError, ConnectionError) as error:
-        raise UnreadableFile(
-            where, f"cannot load from the Hugging Face hub (is this machine online?): {error}"
-        ) from error
-
-
 def stage_input(
     lake: Lake,
     name: str,
@@ -335,7 +316,7 @@ def stage_input(
             dataset = hub_dataset(name.removeprefix(HF_PREFIX))
         except ValueError as error:
             raise UnreadableFile(name, str(error)) from None
-        rows = _hf_rows(dataset)
+        rows = hub_rows(dataset)
         return stage_rows(lake, Path(name), content_hash, rows, config, fmt_name or dataset.format, source)
     path = Path(name)
     size = path.stat().st_size
