@@ -10,7 +10,7 @@ rmcore train --config configs/default.yaml --json
 import argparse
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
@@ -89,7 +89,7 @@ def _config(args: argparse.Namespace) -> Config:
     return config.model_copy(update={"data": data.model_copy(update=updates)})
 
 
-def _emit(args: argparse.Namespace, result: dict[str, Any], human: Sequence[str]) -> None:
+def _emit(args: argparse.Namespace, result: Mapping[str, Any], human: Sequence[str]) -> None:
     if args.json:
         print(orjson.dumps(result).decode())
     else:
@@ -223,6 +223,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from rmcore.evaluation.evaluate import evaluate_model
     from rmcore.evaluation.markdown import report_markdown
 
+    if args.suite is not None:
+        return evaluate_suite_command(args)
+    if args.exclude_overlap:
+        raise CommandError("--exclude-overlap applies to --suite only")
     config = load_config(args.config)
     with local_model(args) as model_dir:
         result = evaluate_model(model_dir, args.pairs, args.split, config)
@@ -246,6 +250,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         metrics = {**metrics, "report": {name: str(path) for name, path in files.items()}}
         human.append(f"report written: {files['report.html']} (plots and report.md beside it)")
     _emit(args, metrics, human)
+    return 0
+
+
+def evaluate_suite_command(args: argparse.Namespace) -> int:
+    """`rmcore evaluate --suite NAME FILE_OR_ID`: the suite's scores by its published rules."""
+    from rmcore.data.suites import SUITE_NAMES
+    from rmcore.evaluation.suites.report import suite_markdown, write_suite_report
+    from rmcore.evaluation.suites.run import evaluate_suite
+
+    given, source = args.suite
+    name = next((known for known in SUITE_NAMES if known == given), None)
+    if name is None:
+        raise CommandError(f"--suite: unknown suite {given!r}; one of {', '.join(SUITE_NAMES)}")
+    if args.suspects is not None:
+        raise CommandError("--suspects applies to --pairs only")
+    config = load_config(args.config)
+    with local_model(args) as model_dir:
+        result = evaluate_suite(model_dir, source, config, name, args.exclude_overlap)
+    out: dict[str, Any] = result.as_dict()
+    human = [suite_markdown(result)]
+    if args.report is not None:
+        files = write_suite_report(result, args.report)
+        out["report"] = {file: str(path) for file, path in files.items()}
+        human.append(f"report written: {files[f'suite_{result.suite}.md']} (plots beside it)")
+    _emit(args, out, human)
     return 0
 
 
@@ -332,12 +361,33 @@ def parser() -> argparse.ArgumentParser:
     add_override_argument(p)
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
 
-    p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs.")
-    _add_config(p, "data (reading label files), train.max_tokens and the tracking store of models:/ URIs")
+    p = command("evaluate", cmd_evaluate, "Evaluate a trained model on held-out pairs or a benchmark suite.")
+    _add_config(
+        p,
+        "data (label files; --suite: data.lake, for overlaps), train.max_tokens and the tracking store "
+        "of models:/ URIs",
+    )
     p.add_argument("--model", required=True, help=MODEL_HELP)
-    p.add_argument("--pairs", type=Path, required=True, help="pair file, lake, or label file")
+    data = p.add_mutually_exclusive_group(required=True)
+    data.add_argument("--pairs", type=Path, help="pair file, lake, or label file")
+    data.add_argument(
+        "--suite",
+        nargs=2,
+        metavar=("SUITE", "FILE_OR_ID"),
+        help="score a benchmark suite by its published rules: SUITE is rewardbench, rewardbench2 or "
+        "rm-bench; FILE_OR_ID a JSON, JSONL or Parquet file, or hf://owner/name[:split]",
+    )
     p.add_argument("--split", default="test", help="the lake split to use when --pairs is a lake")
-    p.add_argument("--report", type=Path, help="also write the plots and report.html into this folder")
+    p.add_argument(
+        "--exclude-overlap",
+        action="store_true",
+        help="--suite: leave out the items whose prompt is in the training lake (data.lake)",
+    )
+    p.add_argument(
+        "--report",
+        type=Path,
+        help="also write the plots and report.html (--suite: suite_SUITE.md and .json) into this folder",
+    )
     p.add_argument(
         "--suspects",
         type=Path,
