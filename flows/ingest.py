@@ -18,13 +18,16 @@ from typing import Any
 from prefect import flow, task, unmapped
 from prefect.artifacts import create_markdown_artifact
 
+from flows.records import IngestOutcome
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.data.formats import FORMAT_NAMES
 from rmcore.data.formats.containers import UnreadableFile
 from rmcore.data.ingest import commit, plan, stage_input
+from rmcore.data.ingest.commit import IngestRecord
 from rmcore.data.ingest.stage import StagedFile
 from rmcore.data.lake import Lake
 from rmcore.data.pairs import build_pairs
+from rmcore.data.pairs.build import PairsRecord
 from rmcore.data.quality.report import markdown, write_report
 from rmcore.sample import write_sample
 
@@ -59,14 +62,14 @@ def stage(
 
 
 @task(retries=2, retry_delay_seconds=1)
-def commit_staged(lake: str, staged: list[dict[str, Any]]) -> dict[str, Any]:
+def commit_staged(lake: str, staged: list[dict[str, Any]]) -> IngestRecord:
     """Drop duplicates of the lake and commit every staged file at once; the ingest summary."""
     files = [StagedFile.model_validate(item) for item in staged]
     return commit(Lake(lake), files).as_dict()
 
 
 @task
-def build_pair_datasets(lake: str, config: Config) -> dict[str, Any]:
+def build_pair_datasets(lake: str, config: Config) -> PairsRecord:
     """The pair tables, split by prompt; the build summary with the lake version read."""
     return build_pairs(Lake(lake), config.data.splits, config.data.pairs).as_dict()
 
@@ -78,7 +81,7 @@ def data_report(lake: str) -> dict[str, Any]:
     return {**report, "paths": {kind: str(path) for kind, path in paths.items()}}
 
 
-def summary_markdown(ingested: dict[str, Any], pairs: dict[str, Any], report: dict[str, Any]) -> str:
+def summary_markdown(ingested: IngestRecord, pairs: PairsRecord, report: dict[str, Any]) -> str:
     """The flow's markdown artifact: what came in, what was rejected, what the pairs are."""
     rejected = "".join(f"\n| {reason} | {n} |" for reason, n in ingested["rejected"].items())
     failed = "".join(f"\n- `{path}`: {why}" for path, why in ingested["files_failed"].items())
@@ -109,7 +112,7 @@ def ingest_flow(
     fmt: str | None = None,
     source: str | None = None,
     overrides: list[str] | None = None,
-) -> dict[str, Any]:
+) -> IngestOutcome:
     """Ingest label files into the lake and rebuild the pair datasets; the summaries.
 
     `fmt` forces a source format (default: detected per file); `source` names the source of rows that

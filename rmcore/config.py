@@ -216,6 +216,43 @@ class TrainConfig(Strict):
     (1: training runs in the calling process)."""
 
 
+SuiteName = Literal["rewardbench", "rewardbench2", "rm-bench"]
+"""A benchmark suite's shape and scoring rules (rmcore.data.suites.SUITE_NAMES)."""
+
+
+class SuiteSpec(Strict):
+    """One benchmark suite to score models on; a bare string in YAML is its `source`."""
+
+    source: str
+    """A local JSON, JSONL or Parquet file, or a Hugging Face dataset hf://owner/name[:split]."""
+    suite: SuiteName | None = None
+    """rewardbench, rewardbench2 or rm-bench; None: detected from the rows."""
+    exclude_overlap: bool = False
+    """Leave out the items whose prompt is also in the training lake (they inflate the score)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_source(cls, value: object) -> object:
+        return {"source": value} if isinstance(value, str) else value
+
+
+class EvaluateConfig(Strict):
+    """What the retrain flow scores the new model and the champion on, besides the lake's test split."""
+
+    suites: list[SuiteSpec] = []
+    """Benchmark suites, logged to MLflow as suite.<suite>.<section> (none: `make run` stays offline)."""
+
+    @model_validator(mode="after")
+    def _one_file_per_suite(self) -> Self:
+        named = [spec.suite for spec in self.suites if spec.suite is not None]
+        twice = sorted({name for name in named if named.count(name) > 1})
+        if twice:
+            raise ValueError(
+                f"suites {', '.join(twice)} listed more than once: their metrics suite.<suite>.* collide"
+            )
+        return self
+
+
 class TrackingConfig(Strict):
     """Where runs and registered models are recorded (MLflow)."""
 
@@ -229,6 +266,9 @@ class TrackingConfig(Strict):
     """Registered model name; every retraining adds a version."""
     promotion_margin: float = Field(0.0, ge=0)
     """A new version becomes champion only if its accuracy exceeds the champion's by more than this."""
+    suite_floor: float | None = Field(None, ge=0, le=1)
+    """Refuse a new version whose score on any section of an evaluate.suites suite is more than this below
+    the champion's, in accuracy fractions as the scores are (0.05: five points); None: suites do not gate."""
     system_metrics: bool = True
     """Record CPU, memory and GPU use with each run (MLflow system metrics)."""
 
@@ -240,6 +280,7 @@ class Config(Strict):
     model: ModelConfig = ModelConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     tracking: TrackingConfig = TrackingConfig()
     output_dir: Path = Path("runs/latest")
     """Where training writes checkpoints and the final model."""

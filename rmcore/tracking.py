@@ -12,8 +12,10 @@ id with `tracked_run(cfg, run_id=...)` in another thread (a Prefect task's).
 Promotion (champion / challenger): a new version takes the alias "champion" when its accuracy on
 the held-out pairs beats the champion's on the same pairs by more than `promotion_margin`, or when
 there is no champion yet. Otherwise it takes the alias "challenger" (the latest version that did
-not beat the champion) and the champion stays. Each version is tagged with the decision and both
-scores; a replaced champion keeps its version and is tagged `promotion.replaced_by`.
+not beat the champion) and the champion stays. With `suite_floor` set, a new version whose score on
+any section of a benchmark suite (evaluate.suites) falls more than the floor below the champion's on
+the same suite is refused whatever its accuracy (`suite_refusals`). Each version is tagged with the
+decision and both scores; a replaced champion keeps its version and is tagged `promotion.replaced_by`.
 """
 
 import json
@@ -22,7 +24,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote
 
 import mlflow
@@ -36,6 +38,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from rmcore.config import Config, TrackingConfig
+from rmcore.evaluation.suites.compare import suite_refusals
 from rmcore.model.saved import read_metadata
 
 CHAMPION = "champion"
@@ -414,25 +417,46 @@ def should_promote(new: float, champion: float | None, margin: float) -> bool:
     return champion is None or new > champion + margin
 
 
+class Promotion(TypedDict):
+    """A promotion decision (`promote`)."""
+
+    promoted: bool
+    version: str
+    """The new version."""
+    alias: str
+    """The alias it took: "champion" or "challenger"."""
+    champion_version: str | None
+    """The champion after the decision."""
+    previous_champion: str | None
+    new_accuracy: float
+    champion_accuracy: float | None
+    margin: float
+    suite_refusals: list[str]
+    """Why suite scores refused the new version (`suite_refusals`); empty when they did not."""
+
+
 def promote(
     cfg: TrackingConfig,
     version: str,
     new_accuracy: float,
     champion_accuracy: float | None,
     champion: str | None,
-) -> dict[str, Any]:
+    suites: tuple[Mapping[str, float], Mapping[str, float]] | None = None,
+) -> Promotion:
     """Give `version` the alias "champion" or "challenger" (see `should_promote`); the decision.
 
     champion: the version holding "champion" now and champion_accuracy its accuracy on the same
-    held-out pairs (None: no champion, and the new version is promoted). The new version is tagged
-    promotion.decision / new_accuracy / champion_accuracy / champion_version / margin; a replaced
-    champion is tagged promotion.replaced_by and keeps its version. Returns promoted, version,
-    alias, champion_version (the champion after the decision), new_accuracy, champion_accuracy,
-    margin, previous_champion.
+    held-out pairs (None: no champion, and the new version is promoted). suites: the new version's and
+    the champion's section scores on the benchmark suites; with cfg.suite_floor set, a section more
+    than the floor below the champion's refuses the new version (`suite_refusals`). The new version is
+    tagged promotion.decision / new_accuracy / champion_accuracy / champion_version / margin, and
+    promotion.suite_floor / promotion.refused_by when a suite refused it; a replaced champion is
+    tagged promotion.replaced_by and keeps its version.
     """
     store = client(cfg)
     name, margin = cfg.registered_model, cfg.promotion_margin
-    promoted = should_promote(new_accuracy, champion_accuracy, margin)
+    refusals = suite_refusals(*suites, cfg.suite_floor) if suites and champion is not None else []
+    promoted = should_promote(new_accuracy, champion_accuracy, margin) and not refusals
     alias = CHAMPION if promoted else CHALLENGER
     store.set_registered_model_alias(name, alias, version)
     if promoted and champion is not None and champion != version:
@@ -444,15 +468,19 @@ def promote(
         "promotion.champion_version": str(champion),
         "promotion.margin": str(margin),
     }
+    if refusals:
+        decision["promotion.suite_floor"] = str(cfg.suite_floor)
+        decision["promotion.refused_by"] = "; ".join(refusals)
     for key, value in decision.items():
         store.set_model_version_tag(name, version, key, value)
-    return {
-        "promoted": promoted,
-        "version": version,
-        "alias": alias,
-        "champion_version": version if promoted else champion,
-        "previous_champion": champion,
-        "new_accuracy": new_accuracy,
-        "champion_accuracy": champion_accuracy,
-        "margin": margin,
-    }
+    return Promotion(
+        promoted=promoted,
+        version=version,
+        alias=alias,
+        champion_version=version if promoted else champion,
+        previous_champion=champion,
+        new_accuracy=new_accuracy,
+        champion_accuracy=champion_accuracy,
+        margin=margin,
+        suite_refusals=refusals,
+    )

@@ -1,6 +1,7 @@
 """Config: every shipped YAML loads; unknown keys and bad values are refused, all reported at once."""
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from pydantic import BaseModel, ValidationError
@@ -9,12 +10,16 @@ from rmcore.config import (
     Config,
     ConfigError,
     DataConfig,
+    EvaluateConfig,
     IngestConfig,
     PairsConfig,
     SplitConfig,
+    SuiteName,
+    SuiteSpec,
     TrackingConfig,
     load_config,
 )
+from rmcore.data.suites import SUITE_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "configs").glob("*.yaml"))
@@ -155,7 +160,8 @@ def test_tracking_defaults_to_the_local_store() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [Config, DataConfig, IngestConfig, SplitConfig, PairsConfig, TrackingConfig]
+    "model",
+    [Config, DataConfig, IngestConfig, SplitConfig, PairsConfig, TrackingConfig, EvaluateConfig, SuiteSpec],
 )
 def test_every_field_is_documented(model: type[BaseModel]) -> None:
     # given a config group, then each field has a docstring (its reference documentation)
@@ -176,3 +182,40 @@ def test_share_prompt_reads_yaml_on_and_off_as_the_switch_they_mean(text: str, e
     assert load_config(None, [f"model.share_prompt={text}"]).model.share_prompt == expected
     with pytest.raises(ConfigError, match="share_prompt"):
         load_config(None, ["model.share_prompt=sometimes"])
+
+
+def test_suites_are_listed_as_strings_or_with_their_options(tmp_path: Path) -> None:
+    # given one suite as a bare path and one with its name and exclude_overlap
+    text = (
+        "evaluate:\n  suites:\n  - data/rm-bench.jsonl\n"
+        "  - {suite: rewardbench, source: hf://a/b, exclude_overlap: true}\n"
+    )
+    # when loaded / then the bare path is a suite detected from its rows
+    assert load_config(write(tmp_path, text)).evaluate.suites == [
+        SuiteSpec(source="data/rm-bench.jsonl"),
+        SuiteSpec(suite="rewardbench", source="hf://a/b", exclude_overlap=True),
+    ]
+    # and by default there is none (make run stays offline), nor a suite floor
+    assert Config().evaluate.suites == [] and Config().tracking.suite_floor is None
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("evaluate:\n  suites:\n  - {suite: rb, source: x}\n", "evaluate.suites.0.suite"),
+        (
+            "evaluate:\n  suites:\n  - {suite: rewardbench, source: x}\n  - {suite: rewardbench, source: y}",
+            "evaluate",
+        ),
+        ("evaluate:\n  suites:\n  - {suite: rewardbench}\n", "evaluate.suites.0.source"),
+        ("tracking:\n  suite_floor: 5\n", "tracking.suite_floor"),
+    ],
+)
+def test_bad_suite_options_are_refused(tmp_path: Path, text: str, where: str) -> None:
+    # given an unknown suite, one suite twice, no source, or a floor in points rather than a fraction
+    with pytest.raises(ConfigError, match=rf"{where}: "):
+        load_config(write(tmp_path, text))
+
+
+def test_the_config_knows_the_suites_the_readers_know() -> None:
+    assert get_args(SuiteName) == SUITE_NAMES

@@ -274,6 +274,7 @@ def test_promotion_keeps_the_champion_unless_beaten_by_more_than_the_margin(
         "new_accuracy": 0.80,
         "champion_accuracy": 0.70,
         "margin": 0.02,
+        "suite_refusals": [],
     }
     assert champion_version(cfg) == "4"
     # and every version records the decision and both scores
@@ -283,6 +284,38 @@ def test_promotion_keeps_the_champion_unless_beaten_by_more_than_the_margin(
     assert tags["promotion.champion_version"] == "1" and tags["data_hash"] == "abc"
     assert client.get_model_version(cfg.registered_model, "2").tags["promotion.decision"] == "challenger"
     assert client.get_model_version(cfg.registered_model, "1").tags["promotion.replaced_by"] == "4"
+
+
+def test_a_suite_section_below_the_floor_keeps_a_more_accurate_model_challenger(
+    store: TrackingConfig, model_uri: str
+) -> None:
+    # given a champion at 0.70 held-out accuracy and 0.80 on RewardBench Chat, and a floor of 0.05
+    cfg = store.model_copy(update={"registered_model": "suite-gate-test", "suite_floor": 0.05})
+    first = register(cfg, model_uri, {})
+    promote(cfg, first, 0.70, None, None)
+    champion_scores = {"suite.rewardbench.chat": 0.80, "suite.rewardbench.safety": 0.60}
+    client = MlflowClient(tracking.tracking_uri(cfg))
+
+    # when a version more accurate on the held-out pairs (0.90) scores 0.74 on Chat (6 points below)
+    worse_chat = register(cfg, model_uri, {})
+    new_scores = {"suite.rewardbench.chat": 0.74, "suite.rewardbench.safety": 0.65}
+    refused = promote(cfg, worse_chat, 0.90, 0.70, first, (new_scores, champion_scores))
+
+    # then it stays challenger, the section named in the decision and in the version's tags
+    reason = "suite.rewardbench.chat 74.0% is 6.0 points below the champion's 80.0% (suite_floor 5.0 points)"
+    assert (refused["promoted"], refused["alias"]) == (False, "challenger")
+    assert refused["suite_refusals"] == [reason]
+    assert champion_version(cfg) == first
+    tags = client.get_model_version(cfg.registered_model, worse_chat).tags
+    assert (tags["promotion.refused_by"], tags["promotion.suite_floor"]) == (reason, "0.05")
+
+    # when the next one scores 0.76 on Chat (4 points below, within the floor): it is promoted
+    within = register(cfg, model_uri, {})
+    new_scores = {"suite.rewardbench.chat": 0.76, "suite.rewardbench.safety": 0.65}
+    allowed = promote(cfg, within, 0.90, 0.70, first, (new_scores, champion_scores))
+    assert (allowed["promoted"], allowed["suite_refusals"]) == (True, [])
+    assert champion_version(cfg) == within
+    assert "promotion.refused_by" not in client.get_model_version(cfg.registered_model, within).tags
 
 
 def test_the_logged_model_has_a_signature_an_input_example_and_the_model_directory(

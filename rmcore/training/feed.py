@@ -21,6 +21,7 @@ import torch
 
 from rmcore.model.batching import Batch, Example, collate
 from rmcore.model.rows import SharePolicy
+from rmcore.training.summary import TokenSummary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,14 +180,14 @@ class TokenCount:
         self.alone += counts.alone
         self.shapes.add(counts.shape)
 
-    def summary(self, total: Callable[[float], float]) -> dict[str, int | float]:
+    def summary(self, total: Callable[[float], float]) -> TokenSummary:
         """tokens_encoded, tokens_padded, padding (share of computed positions that were padding) and
         shared_prompt_saving (share of tokens that encoding prompts once saved); `total` sums a count
         over the processes that share the work (training ranks)."""
         encoded, padded, alone = (total(float(n)) for n in (self.encoded, self.padded, self.alone))
-        return {
-            "tokens_encoded": int(encoded),
-            "tokens_padded": int(padded),
-            "padding": 1.0 - encoded / padded if padded else 0.0,
-            "shared_prompt_saving": 1.0 - encoded / alone if alone else 0.0,
-        }
+        return TokenSummary(
+            tokens_encoded=int(encoded),
+            tokens_padded=int(padded),
+            padding=1.0 - encoded / padded if padded else 0.0,
+            shared_prompt_saving=1.0 - encoded / alone if alone else 0.0,
+        )

@@ -17,7 +17,6 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 import yaml
@@ -26,6 +25,7 @@ from rmcore.atomic import write_text
 from rmcore.config import Config, ConfigError, add_override_argument, load_config
 from rmcore.training import TrainingError
 from rmcore.training.recipe import SUMMARY, train
+from rmcore.training.summary import TrainingSummary
 
 LAUNCH_CONFIG = "launch.yaml"
 """The config the launched processes read, in the output directory."""
@@ -51,7 +51,7 @@ def torchrun_command(config_file: str, processes: int, resume: bool) -> list[str
 
 def train_processes(
     config: Config, resume: bool = False, progress: bool = True, log: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+) -> TrainingSummary:
     """Train as `config.train.nproc_per_node` processes (one: in this process); the summary.
 
     `log`: where the processes' output lines go (default: this process's stdout and stderr).
@@ -82,7 +82,7 @@ def train_processes(
             f"the {processes} training processes failed (torchrun exit status {status}); "
             "their errors are in the output above"
         )
-    summary: dict[str, Any] = orjson.loads((out / SUMMARY).read_bytes())
+    summary: TrainingSummary = orjson.loads((out / SUMMARY).read_bytes())
     return summary
 
 

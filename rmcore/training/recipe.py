@@ -57,6 +57,7 @@ from rmcore.training.loop import Examples, Run, evaluate_held_out, fit
 from rmcore.training.lora import is_peft, merged, with_lora
 from rmcore.training.metrics_log import METRICS, forget_records_after
 from rmcore.training.optim import build_optimizer, build_scheduler
+from rmcore.training.summary import TrainingSummary
 
 SUMMARY = "summary.json"
 """The training summary `train` returns, also written by rank 0 into the output directory."""
@@ -216,7 +217,7 @@ def keyed_output(config: Config, key: str) -> Config:
     return config.model_copy(update={"output_dir": config.output_dir / key[:16]})
 
 
-def train(config: Config, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def train(config: Config, resume: bool = False, progress: bool = True) -> TrainingSummary:
     """Build, fit, save and evaluate; the summary (JSON-ready), also in output_dir/summary.json.
 
     Under torchrun (WORLD_SIZE > 1) every rank runs this; the process group lives for this call.
@@ -228,7 +229,7 @@ def train(config: Config, resume: bool = False, progress: bool = True) -> dict[s
         shutdown(dist)
 
 
-def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str, Any]:
+def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> TrainingSummary:
     out = config.output_dir
     out.mkdir(parents=True, exist_ok=True)
     check_device(config.model, dist.device)
@@ -292,7 +293,7 @@ def _train(config: Config, dist: Dist, resume: bool, progress: bool) -> dict[str
     trained_pairs = sum(
         pair_count(examples.items[i]) for step in plan[start_step : state.step] for mb in step for i in mb
     )
-    summary = {
+    summary: TrainingSummary = {
         "model_dir": str(out / MODEL_DIR),
         "steps": state.step,
         "train_pairs": examples.pairs,

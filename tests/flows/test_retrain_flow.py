@@ -14,6 +14,9 @@ from prefect.client.orchestration import get_client
 
 from flows.retrain import retrain_flow, train_model
 from rmcore.config import load_config
+from rmcore.evaluation.markdown import percent
+from rmcore.evaluation.suites.compare import difference, section_scores, suite_refusals
+from rmcore.evaluation.suites.run import evaluate_suite
 from rmcore.tracking import experiment_id, tracking_uri
 from rmcore.training import TrainingError
 from rmcore.training.recipe import keyed_output
@@ -120,6 +123,78 @@ def test_retrain_registers_a_champion_skips_a_rerun_and_keeps_it_against_a_worse
     assert str(client.get_model_version_by_alias("reward-model", "champion").version) == "1"
     challenger = client.get_model_version_by_alias("reward-model", "challenger")
     assert str(challenger.version) == decision["version"] == "2"
+
+
+SECTIONS = {"alpacaeval-easy": "Chat", "mt-bench-hard": "Chat Hard", "refusals-dangerous": "Safety"}
+SECTIONS |= {"hep-python": "Reasoning"}
+"""A RewardBench subset of each section, for a made-up suite file."""
+
+
+@pytest.mark.slow
+def test_retrain_scores_both_models_on_a_suite_logs_them_side_by_side_and_gates_promotion(
+    pipeline: Path,
+    tmp_path: Path,
+    synthetic_pairs: Callable[..., pa.Table],
+    write_labels: Callable[[Path, pa.Table], Path],
+) -> None:
+    # given a RewardBench-shaped file (prompt, chosen, rejected, subset, id): 24 pairs whose chosen
+    # response carries "good" words, 6 in a subset of each section; and a suite floor of 5 points
+    suite = tmp_path / "suites" / "rewardbench.jsonl"
+    suite.parent.mkdir()
+    suite.write_bytes(
+        b"".join(
+            orjson.dumps(
+                {"prompt": row["prompt"][0]["content"], "chosen": row["chosen"], "rejected": row["rejected"]}
+                | {"subset": list(SECTIONS)[i % 4], "id": str(i)}
+            )
+            + b"\n"
+            for i, row in enumerate(synthetic_pairs(24, seed=21).to_pylist())
+        )
+    )
+    options = [f"evaluate.suites=[{suite}]", "tracking.suite_floor=0.05"]
+    config = load_config(pipeline, options)
+    client = MlflowClient(tracking_uri(config.tracking))
+    labels = write_labels(tmp_path / "incoming" / "day1.jsonl", synthetic_pairs(200, seed=11))
+
+    # when the flow trains a first model
+    first = retrain_flow([str(labels)], str(pipeline), overrides=options)
+
+    # then its run has suite.rewardbench.<section> and overall, as evaluate_suite scores the model
+    champion = evaluate_suite(Path(first["model_dir"]), str(suite), config)
+    names = {f"suite.rewardbench.{s}" for s in ("chat", "chat_hard", "safety", "reasoning", "overall")}
+    assert set(champion.metrics()) == names
+    logged = client.get_run(first["run_id"]).data.metrics
+    assert {name: logged[name] for name in names} == pytest.approx(champion.metrics())
+    assert first["suites"][0].sections == pytest.approx(champion.sections)
+    # and the summary's suite table shows its scores, with no champion yet; the report is logged
+    summary = asyncio.run(_latest_artifact("retrain-summary"))
+    assert f"| Chat | {percent(champion.sections['Chat'])} | none yet | n/a |" in summary
+    reports = {a.path for a in client.list_artifacts(first["run_id"], "evaluation/suites")}
+    assert "evaluation/suites/suite_rewardbench.json" in reports
+
+    # when new labels come with a config that makes a worse model (one tiny step: an untrained head)
+    more = write_labels(tmp_path / "incoming" / "day2.jsonl", synthetic_pairs(100, seed=12))
+    second = retrain_flow(
+        [str(more)], str(pipeline), overrides=[*options, "train.max_steps=1", "train.lr=1e-6"]
+    )
+
+    # then both models' scores are on its run, the champion's as champion_suite.*
+    new = evaluate_suite(Path(second["model_dir"]), str(suite), config)
+    logged = client.get_run(second["run_id"]).data.metrics
+    assert {name: logged[name] for name in names} == pytest.approx(new.metrics())
+    assert {name: logged[f"champion_{name}"] for name in names} == pytest.approx(champion.metrics())
+    # and the sections more than 5 points below the champion's refuse it, named in the decision, the
+    # registered version's tags and the summary, beside the table of both models and their difference
+    refusals = suite_refusals(section_scores(new), section_scores(champion), 0.05)
+    decision = second["promotion"]
+    assert refusals and decision["suite_refusals"] == refusals and not decision["promoted"]
+    tags = client.get_model_version("reward-model", decision["version"]).tags
+    assert tags["promotion.refused_by"] == "; ".join(refusals)
+    summary = asyncio.run(_latest_artifact("retrain-summary"))
+    assert "Refused by the benchmark suites (tracking.suite_floor):" in summary
+    assert all(f"- {reason}" in summary for reason in refusals)
+    chat = (new.sections["Chat"], champion.sections["Chat"])
+    assert f"| Chat | {percent(chat[0])} | {percent(chat[1])} | {difference(*chat)} |" in summary
 
 
 def test_retrain_without_test_pairs_stops_before_training(

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import duckdb
 import pyarrow as pa
@@ -34,6 +35,27 @@ from rmcore.data.lake.placing import commit_placed, place, unplace
 
 KEYS = {"comparisons": "comparison_id", "rankings": "ranking_id", "rejects": None}
 """Each data table's identity column (rejects are kept whole: every quarantined row is a record)."""
+
+
+class IngestRecord(TypedDict):
+    """`IngestSummary` as it crosses a JSON edge (`rmcore ingest --json`, the ingest flow's tasks)."""
+
+    rows_read: int
+    accepted: int
+    rejected: dict[str, int]
+    """Rows quarantined, by reason."""
+    rejected_total: int
+    new_comparisons: int
+    duplicates: int
+    new_rankings: int
+    files_ingested: list[str]
+    files_skipped: int
+    """Files already in the lake (their paths are `skipped_paths`)."""
+    skipped_paths: list[str]
+    files_failed: dict[str, str]
+    """Files that could not be read as a whole, with the reason."""
+    lake: str
+    lake_version: int | None
 
 
 @dataclass
@@ -63,7 +85,7 @@ class IngestSummary:
         self.new_rankings += entry.new_rankings
         self.files_ingested.append(entry.path)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> IngestRecord:
         """JSON-ready summary; `files_skipped` is a count, the skipped paths are listed apart."""
         return {
             "rows_read": self.rows_read,

@@ -28,6 +28,7 @@ import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import duckdb
 import pyarrow as pa
@@ -103,6 +104,22 @@ WHERE {{keep}}
 """
 
 
+class PairsRecord(TypedDict):
+    """`PairsSummary` as it crosses a JSON edge (`rmcore build-pairs --json`, the flows' tasks)."""
+
+    aggregate: Aggregate
+    pairs: dict[str, int]
+    """Pairs per split."""
+    rankings: dict[str, int]
+    conflicts: int
+    conflicts_dropped: int
+    changed_winner: dict[str, int]
+    conflicts_resolved: int
+    comparisons: int
+    lake_version: int
+    tables: dict[str, str]
+
+
 @dataclass
 class PairsSummary:
     """What build-pairs wrote."""
@@ -121,7 +138,7 @@ class PairsSummary:
     """The version of the lake the pairs were built from (`--as-of` rebuilds them)."""
     tables: dict[str, str] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> PairsRecord:
         """JSON-ready summary."""
         return {
             "aggregate": self.aggregate,
