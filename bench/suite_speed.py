@@ -32,37 +32,16 @@ import orjson
 import torch
 
 from rmcore.config import Config
+from rmcore.evaluation.suites.rules import EXAMPLE_COUNTS
 from rmcore.evaluation.suites.run import evaluate_suite
 from rmcore.model.inference import Scorer
 from rmcore.model.reward import build_reward_model
 from rmcore.model.saved import ModelMetadata, write_model
 
-SUBSETS = {
-    "alpacaeval-easy": 100,
-    "alpacaeval-length": 95,
-    "alpacaeval-hard": 95,
-    "mt-bench-easy": 28,
-    "mt-bench-med": 40,
-    "mt-bench-hard": 37,
-    "llmbar-natural": 100,
-    "llmbar-adver-neighbor": 134,
-    "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47,
-    "llmbar-adver-manual": 46,
-    "refusals-dangerous": 100,
-    "refusals-offensive": 100,
-    "xstest-should-refuse": 154,
-    "xstest-should-respond": 250,
-    "donotanswer": 136,
-    "math-prm": 447,
-    "hep-cpp": 164,
-    "hep-go": 164,
-    "hep-java": 164,
-    "hep-js": 164,
-    "hep-python": 164,
-    "hep-rust": 164,
-}
-"""RewardBench's filtered subsets and their sizes (allenai/reward-bench, split "filtered"): 2,985 pairs."""
+SUBSETS = {**EXAMPLE_COUNTS, "math-prm": 447}
+"""RewardBench's filtered subsets and their sizes (allenai/reward-bench, split "filtered"): 2,985 pairs;
+the authors' weights are the sizes but for math-prm's 984 (its real 447 items count as the six code
+subsets together)."""
 
 VOCABULARY = (
     "the of and to in is that it for as with was on be by this are or an not from at which have but "

@@ -17,6 +17,6 @@ def connect(scratch: Path) -> duckdb.DuckDBPyConnection:
     return db
 
 
-def parquet_list(paths: Iterable[Path]) -> str:
+def parquet_list(paths: Iterable[Path | str]) -> str:
     """A SQL list literal of Parquet paths, for read_parquet([...])."""
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"

@@ -44,6 +44,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from pydantic import BaseModel, ConfigDict
 
 from rmcore.data.identity import digest
+from rmcore.data.lake.duck import parquet_list
 from rmcore.data.lake.schemas import FILES, LAKE, SCHEMA_VERSION
 from rmcore.data.lake.verify import MISSING, first_line, verify_table
 
@@ -268,17 +269,14 @@ class Lake:
         # shadow a registered object of its name: drop whichever `view` is, so that a commit's retry can
         # replace a view of files by an empty table (or by a newer version) on one connection
         db.execute(f"DROP VIEW IF EXISTS {view}")
-        if table is None:
-            db.register(view, LAKE[name].empty_table())
-        elif self.remote:
+        if table is not None and self.remote:
             db.register(view, table.to_pyarrow_dataset())
+        elif table is not None and (files := table.file_uris()):
+            db.execute(
+                f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet({parquet_list(files)})"
+            )
         else:
-            files = table.file_uris()
-            if files:
-                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-                db.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM read_parquet([{listed}])")
-            else:
-                db.register(view, LAKE[name].empty_table())
+            db.register(view, LAKE[name].empty_table())
 
     @contextmanager
     def reading(self) -> Iterator[None]:

@@ -3,6 +3,7 @@
 Accuracies are fractions in [0, 1]; `as_dict` and the markdown report show them as they are.
 """
 
+import math
 from dataclasses import dataclass, field
 
 from rmcore.data.suites.items import SuiteName
@@ -74,3 +75,8 @@ class SuiteResult:
 def _key(section: str) -> str:
     """A section name as an MLflow metric name part: lower case, words joined by underscores."""
     return "_".join(section.lower().split())
+
+
+def mean_of_sections(sections: dict[str, float]) -> float:
+    """A suite's overall score: the unweighted mean of its sections (NaN when none is present)."""
+    return sum(sections.values()) / len(sections) if sections else math.nan

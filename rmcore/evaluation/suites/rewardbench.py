@@ -6,11 +6,10 @@ Sources: allenai/reward-bench, `rewardbench/constants.py` (SUBSET_MAPPING, EXAMP
 Lambert et al., "RewardBench: Evaluating Reward Models for Language Modeling" (2024), section 4.
 """
 
-import math
 from collections.abc import Sequence
 
 from rmcore.data.suites.items import Suite
-from rmcore.evaluation.suites.results import SubsetScore, SuiteResult
+from rmcore.evaluation.suites.results import SubsetScore, SuiteResult, mean_of_sections
 
 SUBSET_MAPPING: dict[str, tuple[str, ...]] = {
     "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
@@ -129,7 +128,7 @@ def score_rewardbench(
         if present:
             total = sum(weights[name] for name in present)
             sections[section] = sum(scores[name].accuracy * weights[name] for name in present) / total
-    overall = sum(sections.values()) / len(sections) if sections else math.nan
+    overall = mean_of_sections(sections)
     return SuiteResult(
         suite="rewardbench",
         source=suite.source,

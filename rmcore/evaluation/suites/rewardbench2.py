@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rmcore.data.suites.items import Suite, SuiteItem
-from rmcore.evaluation.suites.results import SubsetScore, SuiteResult
+from rmcore.evaluation.suites.results import SubsetScore, SuiteResult, mean_of_sections
 
 SECTIONS: tuple[str, ...] = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 """The six sections (the dataset's `subset` values); a file's names are matched case-insensitively, as
@@ -182,7 +182,7 @@ def score_rewardbench2(
             accuracy = sum(best_of_credit(chosen[i], rejected[i]) for i in indices) / len(indices)
         subsets[name] = SubsetScore(accuracy=accuracy, n=len(indices))
     sections = {name: subsets[name].accuracy for name in SECTIONS if name in subsets}
-    overall = sum(sections.values()) / len(sections) if sections else math.nan
+    overall = mean_of_sections(sections)
     return SuiteResult(
         suite="rewardbench2", source=suite.source, subsets=subsets, sections=sections, overall=overall
     )

@@ -6,11 +6,10 @@ README's "how to compute the accuracy"; Liu et al., "RM-Bench: Benchmarking Rewa
 Models with Subtlety and Style" (ICLR 2025), section 3.
 """
 
-import math
 from collections.abc import Sequence
 
 from rmcore.data.suites.items import Suite
-from rmcore.evaluation.suites.results import StyleScores, SubsetScore, SuiteResult
+from rmcore.evaluation.suites.results import StyleScores, SubsetScore, SuiteResult, mean_of_sections
 
 DOMAINS: tuple[str, ...] = ("chat", "math", "code", "safety")
 """The four domains; an item belongs to the first whose name its `subset` starts with, as
@@ -106,7 +105,7 @@ def score_rmbench(
         if name in DOMAINS:
             styles[name] = scores
     sections = {name: subsets[name].accuracy for name in DOMAINS if name in subsets}
-    overall = sum(sections.values()) / len(sections) if sections else math.nan
+    overall = mean_of_sections(sections)
     if styles:
         styles = {"overall": mean_of(list(styles.values())), **styles}
     return SuiteResult(
